@@ -17,6 +17,8 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/clv.h"
+#include "segmint/rfm.h"
 
 #ifdef __cplusplus
 extern "C" {
