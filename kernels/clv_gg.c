@@ -326,11 +326,18 @@ int sm_gg_expected_spend(double *out, const sm_gg_params *par, const sm_clv_summ
 #pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : omp_get_max_threads()) \
     default(none) shared(X, M, out) firstprivate(n, p, q, v)
     for (size_t i = 0; i < n; i++) {
-        bool own = X[i] > 0.0 && M[i] > 0.0;
-        double px = own ? p * X[i] : 0.0;
+        /* (v p + p x mbar) / (p x + q - 1): the posterior mean of p/nu, with
+         * x taken as 0 for customers without spend information. Written
+         * without nested conditionals: GCC 12.2 at -O3 -march=native
+         * (AVX-512 masks) miscompiled `own ? px * M[i] : 0.0` inside
+         * `denom > 0 ? ... : INFINITY`, giving 0 (test
+         * expected_spend_vectorised_regression). */
+        double x = X[i], m = M[i];
+        double w = x > 0.0 && m > 0.0 ? x : 0.0;
+        double px = p * w;
         double denom = px + q - 1.0;
-        /* (v p + p x mbar) / (p x + q - 1): the posterior mean of p/nu */
-        out[i] = denom > 0.0 ? (v * p + (own ? px * M[i] : 0.0)) / denom : INFINITY;
+        double num = v * p + px * m;
+        out[i] = denom > 0.0 ? num / denom : INFINITY;
     }
     return SM_OK;
 }

@@ -102,33 +102,37 @@ static int taylor_continue(double A, double B, double C, double R, double z0, do
         bool last = z - z0 <= reach;
         double h = last ? z - z0 : reach;
         double p0 = z0 * (1.0 - z0), p1 = 1.0 - 2.0 * z0, q0 = C - (A + B + 1.0) * z0;
-        /* coefficients c_n of y(z0 + h) = sum c_n h^n, three-term recurrence
-         * from the ODE; only the last two are kept. */
-        double cm = y, cn = dy; /* c_0, c_1 */
-        double val = y + dy * h, der = dy, hp = h; /* hp = h^n for n = 1 */
+        /* Terms t_n = c_n h^n of y(z0 + h) = sum c_n h^n. The coefficients
+         * c_n grow like (1-z0)^-n near the singular point and would overflow;
+         * the terms shrink like 2^-n. Three-term recurrence from the ODE:
+         * t_{n+2} = -[(p1 n(n+1) + q0 (n+1)) h t_{n+1}
+         *             + (-n(n-1) + q1 n - ab) h^2 t_n - R h^2 [n=0]]
+         *           / (p0 (n+1)(n+2)). */
+        const double hp0 = h / p0, h2p0 = h * hp0;
+        double tm = y, tn = dy * h; /* t_0, t_1 */
+        double val = tm + tn, dsum = tn; /* dsum = sum n t_n = h y'(z0+h) */
         int small = 0;
         int n = 0;
         for (; n < TAYLOR_MAX_TERMS; n++) {
             double nn = (double)n;
-            double num = (p1 * nn * (nn + 1.0) + q0 * (nn + 1.0)) * cn +
-                         (-nn * (nn - 1.0) + q1 * nn - ab) * cm - (n == 0 ? R : 0.0);
-            double c2 = -num / (p0 * (nn + 1.0) * (nn + 2.0));
-            hp *= h; /* h^(n+2) */
-            double term = c2 * hp;
-            double dterm = (nn + 2.0) * c2 * (hp / h);
-            val += term;
-            der += dterm;
-            if (!isfinite(val) || !isfinite(der))
+            double num = (p1 * nn * (nn + 1.0) + q0 * (nn + 1.0)) * hp0 * tn +
+                         (-nn * (nn - 1.0) + q1 * nn - ab) * h2p0 * tm - (n == 0 ? R * h2p0 : 0.0);
+            double t2 = -num / ((nn + 1.0) * (nn + 2.0));
+            double dterm = (nn + 2.0) * t2;
+            val += t2;
+            dsum += dterm;
+            if (!isfinite(val) || !isfinite(dsum))
                 return -1;
-            if (fabs(term) <= SERIES_TOL * fabs(val) && fabs(dterm) <= SERIES_TOL * fabs(der))
+            if (fabs(t2) <= SERIES_TOL * fabs(val) && fabs(dterm) <= SERIES_TOL * fabs(dsum))
                 small++;
             else
                 small = 0;
             if (small >= 2)
                 break;
-            cm = cn;
-            cn = c2;
+            tm = tn;
+            tn = t2;
         }
+        double der = dsum / h;
         if (n == TAYLOR_MAX_TERMS)
             return -1;
         y = val;

@@ -255,6 +255,39 @@ SM_API int sm_gg_params_check(const sm_gg_params *p, sm_error *err);
 SM_API int sm_gg_expected_spend(double *out, const sm_gg_params *p, const sm_clv_summary *s,
                                 int n_threads, sm_error *err);
 
+/** One row of the calibration/holdout validation table (FHL 2005, fig. 5):
+ *  customers grouped by calibration frequency. */
+typedef struct sm_holdout_row {
+    uint32_t frequency;     /**< calibration repeat purchases x (the last row: x or more) */
+    size_t customers;       /**< customers in the row */
+    double actual_mean;     /**< mean repeat purchases observed in the holdout */
+    double predicted_mean;  /**< mean E[Y(holdout_length) | x, t_x, T] */
+} sm_holdout_row;
+
+/** Totals of the validation table. */
+typedef struct sm_holdout_totals {
+    double actual;          /**< repeat purchases in the holdout, all customers */
+    double predicted;       /**< their predicted count */
+    double relative_error;  /**< (predicted - actual) / actual (NaN if actual = 0) */
+    double mae;             /**< mean |predicted_i - actual_i| over customers */
+    double bucket_mae;      /**< mean over rows of |predicted_mean - actual_mean| */
+} sm_holdout_totals;
+
+/**
+ * Predicted vs actual holdout purchases per calibration-frequency bucket:
+ * rows[k] holds customers with x = k for k < n_rows-1, and x >= n_rows-1 in
+ * the last row (FHL use 8 rows: 0..6 and 7+).
+ * @param[out] rows      n_rows entries (n_rows >= 2)
+ * @param[out] totals    may be NULL
+ * @param[in]  holdout_frequency n actual holdout repeat purchases (>= 0)
+ * @param[in]  holdout_length    holdout duration in the summary's time unit (> 0)
+ * @return SM_OK, SM_ERR_INVALID_ARG, SM_ERR_NUMERIC, SM_ERR_NOMEM.
+ */
+SM_API int sm_bgnbd_holdout(sm_holdout_row *rows, size_t n_rows, sm_holdout_totals *totals,
+                            const sm_bgnbd_params *p, const sm_clv_summary *s,
+                            const double *holdout_frequency, double holdout_length, int n_threads,
+                            sm_error *err);
+
 /**
  * Simulates n customers from BG/NBD (and, when gg and monetary are given,
  * from Gamma-Gamma spend), for testing and benchmarking.
