@@ -13,6 +13,7 @@
 #include "engine/clv_summary.h"
 #include "kernels/clv_special.h"
 #include "kernels/core.h"
+#include "kernels/optimize.h"
 #include "segmint/clv.h"
 #include "testutil.h"
 
@@ -180,6 +181,92 @@ START_TEST(digamma_matches_mpmath)
         ASSERT_REL(sm_digamma(cases[k][0]), cases[k][1], cases[k][0] > 0 ? 4e-15 : 2e-14);
     ck_assert(isnan(sm_digamma(0.0)));
     ck_assert(isnan(sm_digamma(-3.0)));
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------- */
+/* the optimiser                                                                 */
+
+/* Rosenbrock's valley, minimum 0 at (1, 1, ..., 1). */
+static int rosenbrock(void *ctx, const double *x, double *f, double *g)
+{
+    size_t d = *(const size_t *)ctx;
+    double sum = 0.0;
+    for (size_t i = 0; i < d; i++)
+        if (g != NULL)
+            g[i] = 0.0;
+    for (size_t i = 0; i + 1 < d; i++) {
+        double a = x[i + 1] - x[i] * x[i], b = 1.0 - x[i];
+        sum += 100.0 * a * a + b * b;
+        if (g != NULL) {
+            g[i] += -400.0 * a * x[i] - 2.0 * b;
+            g[i + 1] += 200.0 * a;
+        }
+    }
+    *f = sum;
+    return 0;
+}
+
+/* f = x - log(x) on x > 0 (minimum 1 at x = 1), +inf outside: the line
+ * search must back off from the domain edge. */
+static int log_barrier(void *ctx, const double *x, double *f, double *g)
+{
+    (void)ctx;
+    if (!(x[0] > 0.0)) {
+        *f = INFINITY;
+        return 0;
+    }
+    *f = x[0] - log(x[0]);
+    if (g != NULL)
+        g[0] = 1.0 - 1.0 / x[0];
+    return 0;
+}
+
+static int cancel_at_third(void *ctx, const double *x, double *f, double *g)
+{
+    int *calls = ctx;
+    if (++*calls == 3)
+        return SM_ERR_CANCELLED;
+    size_t d = 2;
+    return rosenbrock(&d, x, f, g);
+}
+
+START_TEST(bfgs_minimises_test_functions)
+{
+    double scratch[10 * 10 + 9 * 10];
+    sm_opt_params p = {.max_iter = 500, .max_eval = 5000, .gtol = 1e-10};
+    sm_opt_result res;
+    for (size_t d = 2; d <= 10; d += 4) {
+        double x[10];
+        for (size_t i = 0; i < d; i++)
+            x[i] = i % 2 ? 1.0 : -1.2; /* the classic start */
+        ck_assert_int_eq(sm_opt_bfgs(x, d, rosenbrock, &d, &p, scratch, &res), 0);
+        ck_assert_int_eq(res.reason, SM_OPT_CONVERGED);
+        for (size_t i = 0; i < d; i++)
+            ck_assert_double_eq_tol(x[i], 1.0, 1e-8);
+        ck_assert(res.f < 1e-16);
+    }
+    double y[1] = {40.0};
+    ck_assert_int_eq(sm_opt_bfgs(y, 1, log_barrier, NULL, &p, scratch, &res), 0);
+    ck_assert_int_eq(res.reason, SM_OPT_CONVERGED);
+    ck_assert_double_eq_tol(y[0], 1.0, 1e-9);
+    /* a budget too small is reported, not hidden */
+    sm_opt_params tight = {.max_iter = 3, .max_eval = 5000, .gtol = 1e-10};
+    double z[2] = {-1.2, 1.0};
+    size_t two = 2;
+    ck_assert_int_eq(sm_opt_bfgs(z, 2, rosenbrock, &two, &tight, scratch, &res), 0);
+    ck_assert_int_eq(res.reason, SM_OPT_MAX_ITER);
+    ck_assert_int_eq(res.iterations, 3);
+    /* the objective's error stops the run and comes back unchanged */
+    int calls = 0;
+    z[0] = -1.2;
+    z[1] = 1.0;
+    ck_assert_int_eq(sm_opt_bfgs(z, 2, cancel_at_third, &calls, &p, scratch, &res),
+                     SM_ERR_CANCELLED);
+    /* a start outside the domain */
+    y[0] = -1.0;
+    ck_assert_int_eq(sm_opt_bfgs(y, 1, log_barrier, NULL, &p, scratch, &res), 0);
+    ck_assert_int_eq(res.reason, SM_OPT_NONFINITE);
 }
 END_TEST
 
@@ -850,6 +937,14 @@ START_TEST(summary_validation_names_row_and_rule)
 }
 END_TEST
 
+static int stop_at_third(void *user, const char *stage, uint64_t done, uint64_t total)
+{
+    (void)stage;
+    (void)done;
+    (void)total;
+    return ++*(int *)user >= 3;
+}
+
 START_TEST(fit_errors_are_clear)
 {
     sm_error err;
@@ -879,6 +974,15 @@ START_TEST(fit_errors_are_clear)
     o.gtol = 0.0;
     ck_assert_int_eq(sm_clv_fit_options_check(&o, &err), SM_ERR_INVALID_ARG);
     ck_assert_str_eq(err.field, "gtol");
+    /* the progress callback cancels */
+    sm_clv_fit_options_init(&o);
+    int calls = 0;
+    o.progress = (sm_progress){stop_at_third, &calls};
+    ck_assert_int_eq(sm_bgnbd_fit_model(&fit, &smp.s, &o, &err), SM_ERR_CANCELLED);
+    ck_assert_int_eq(calls, 3);
+    calls = 0;
+    sm_gg_fit ggc;
+    ck_assert_int_eq(sm_gg_fit_model(&ggc, &smp.s, &o, &err), SM_ERR_CANCELLED);
     /* Gamma-Gamma without spend data */
     sm_gg_fit gg;
     sm_clv_summary nospend = smp.s;
@@ -1143,6 +1247,7 @@ static Suite *clv_suite(void)
     TCase *special = tcase_create("special");
     tcase_add_test(special, hyp2f1_matches_mpmath);
     tcase_add_test(special, digamma_matches_mpmath);
+    tcase_add_test(special, bfgs_minimises_test_functions);
     suite_add_tcase(s, special);
 
     TCase *core = tcase_create("core");
