@@ -203,6 +203,7 @@ typedef struct miner {
     bool truncated;
     atomic_uint_fast64_t counted; /* count mode with a cap */
     atomic_size_t units_done;
+    atomic_int over_cap;         /* count mode: the count passed the cap */
 } miner;
 
 typedef struct tview {
@@ -397,11 +398,16 @@ static bool binomial_sum(uint32_t n, uint32_t lo, uint32_t hi, sm_count *out)
 
 static int add_count(worker *w, sm_count x)
 {
+    miner *m = w->m;
     if (__builtin_add_overflow(w->count, x, &w->count)) {
-        set_error(w->m, SM_ERR_OVERFLOW);
+        if (m->cap != 0) {
+            atomic_store(&m->over_cap, 1);
+            atomic_store(&m->stop, 1);
+        } else {
+            set_error(m, SM_ERR_OVERFLOW);
+        }
         return STOPPED;
     }
-    miner *m = w->m;
     if (m->cap != 0 && w->count - w->published >= 4096) {
         uint64_t total = atomic_fetch_add(&m->counted, w->count - w->published) + (w->count - w->published);
         w->published = w->count;
@@ -438,7 +444,12 @@ static int report_all(worker *w, uint32_t support)
         if (m->max_len == SM_FIM_NO_MAX_LEN && w->pelen < 64) {
             n = ((sm_count)1 << w->pelen) - lo;
         } else if (!binomial_sum(w->pelen, lo, m->max_len - w->plen, &n)) {
-            set_error(m, SM_ERR_OVERFLOW);
+            if (m->cap != 0) { /* more than any cap: answer "truncated" */
+                atomic_store(&m->over_cap, 1);
+                atomic_store(&m->stop, 1);
+            } else {
+                set_error(m, SM_ERR_OVERFLOW);
+            }
             return STOPPED;
         }
         return add_count(w, n);
@@ -1181,6 +1192,7 @@ int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fim_sink_
     atomic_init(&m.first_error, 0);
     atomic_init(&m.counted, 0);
     atomic_init(&m.units_done, 0);
+    atomic_init(&m.over_cap, 0);
     m.units = sm_calloc(r.nf ? r.nf : 1, sizeof *m.units);
     if (m.units == NULL) {
         root_free(&r);
@@ -1238,6 +1250,11 @@ int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fim_sink_
             for (size_t u = 0; u < r.nf; u++) {
                 w.unit = u;
                 w.is_head = false;
+                if (w.master && wrc == SM_OK && m.progress->fn != NULL &&
+                    sm_progress_report(m.progress, "mine", atomic_load(&m.units_done), m.n_units)) {
+                    set_error(&m, SM_ERR_CANCELLED);
+                    wake_all(&m);
+                }
                 if (wrc == SM_OK && !atomic_load(&m.stop)) {
                     w.count = 0;
                     w.published = 0;
@@ -1262,16 +1279,19 @@ int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fim_sink_
         }
     }
     rc = atomic_load(&m.first_error);
-    if (rc == SM_OK && sink == NULL) {
+    bool over = atomic_load(&m.over_cap) != 0;
+    if (rc == SM_OK && sink == NULL && !over) {
         for (size_t u = 0; u < r.nf; u++)
             if (__builtin_add_overflow(total, unit_count[u], &total))
-                rc = SM_ERR_OVERFLOW;
+                over = true;
+        if (over && m.cap == 0)
+            rc = SM_ERR_OVERFLOW;
     }
     if (rc == SM_OK && result) {
         if (sink != NULL) {
             result->n_itemsets = m.emitted;
             result->truncated = m.truncated;
-        } else if (m.cap != 0 && (total > m.cap || atomic_load(&m.stop))) {
+        } else if (m.cap != 0 && (over || total > m.cap || atomic_load(&m.stop))) {
             result->n_itemsets = m.cap;
             result->truncated = true;
         } else {
