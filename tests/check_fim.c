@@ -775,6 +775,281 @@ START_TEST(real_data_counts)
 }
 END_TEST
 
+
+/* --- rules ------------------------------------------------------------------------------------ */
+
+static sm_itemsets *all_itemsets(const sm_csr *c, double support, bool count)
+{
+    sm_fim_params p;
+    sm_fim_params_init(&p);
+    p.min_support = support;
+    p.support_is_count = count;
+    sm_itemsets *t;
+    ck_assert_int_eq(sm_itemsets_create(&t, NULL), SM_OK);
+    ck_assert_int_eq(sm_fim_mine(c, &p, sm_itemsets_sink, t, NULL, NULL), SM_OK);
+    return t;
+}
+
+START_TEST(rules_hand_made)
+{
+    db d;
+    db_parse(&d, 4, "0 1 2|0 1|0 2|1 2|0|3");
+    sm_csr c = db_csr(&d);
+    sm_itemsets *t = all_itemsets(&c, 2, true);
+    ck_assert_uint_eq(sm_itemsets_count(t), 6);
+    sm_item_id ab[] = {0, 1};
+    ck_assert_uint_eq(sm_itemsets_support(t, ab, 2), 2);
+    sm_rules_params rp;
+    sm_rules_params_init(&rp);
+    rp.min_confidence = 0.5;
+    sm_rules *rules;
+    ck_assert_int_eq(sm_rules_generate(t, 6, &rp, &rules, NULL), SM_OK);
+    /* b->a b->c c->a c->b (2/3), then a->b a->c (1/2), ties by antecedent, consequent */
+    static const sm_item_id want[6][2] = {{1, 0}, {1, 2}, {2, 0}, {2, 1}, {0, 1}, {0, 2}};
+    ck_assert_uint_eq(sm_rules_count(rules), 6);
+    for (sm_count i = 0; i < 6; i++) {
+        const sm_rule *r = sm_rules_get(rules, i);
+        ck_assert_uint_eq(r->n_antecedent, 1);
+        ck_assert_uint_eq(r->antecedent[0], want[i][0]);
+        ck_assert_uint_eq(r->consequent[0], want[i][1]);
+        ck_assert_uint_eq(r->support, 2);
+    }
+    const sm_rule *bc = sm_rules_get(rules, 1); /* b->c: conf 2/3, lift (2/3)/(3/6) */
+    ck_assert_double_eq_tol(bc->confidence, 2.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(bc->lift, 4.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(bc->leverage, 2.0 / 6 - (3.0 / 6) * (3.0 / 6), 1e-15);
+    ck_assert_double_eq_tol(bc->conviction, (1 - 3.0 / 6) / (1 - 2.0 / 3), 1e-14);
+    /* filters: min lift 1.2 keeps b->c and c->b; max_rules 1 keeps the best */
+    rp.min_lift = 1.2;
+    sm_rules *lifted;
+    ck_assert_int_eq(sm_rules_generate(t, 6, &rp, &lifted, NULL), SM_OK);
+    ck_assert_uint_eq(sm_rules_count(lifted), 2);
+    sm_rules_destroy(lifted);
+    rp.min_lift = 0;
+    rp.max_rules = 1;
+    rp.sort_by = SM_RULE_BY_LIFT;
+    ck_assert_int_eq(sm_rules_generate(t, 6, &rp, &lifted, NULL), SM_OK);
+    ck_assert_uint_eq(sm_rules_count(lifted), 1);
+    ck_assert_uint_eq(sm_rules_get(lifted, 0)->antecedent[0], 1); /* b->c: lift 4/3, support tie, conf tie, lex */
+    sm_rules_destroy(lifted);
+
+    /* recommendations from the six rules: customers {a}, {b}, {a b c}, {} */
+    db cust;
+    db_parse(&cust, 4, "0|1|0 1 2|");
+    sm_csr cc = db_csr(&cust);
+    sm_recommend_params qp;
+    sm_recommend_params_init(&qp);
+    sm_recommendations *recs;
+    ck_assert_int_eq(sm_recommend(&cc, rules, &qp, &recs, NULL), SM_OK);
+    ck_assert_uint_eq(recs->n_customers, 4);
+    /* {a}: a->b and a->c both score 0.5 x 1: ties by item id */
+    ck_assert_uint_eq(recs->offsets[1] - recs->offsets[0], 2);
+    ck_assert_uint_eq(recs->entries[0].item, 1);
+    ck_assert_uint_eq(recs->entries[0].rule, 4);
+    ck_assert_double_eq_tol(recs->entries[0].score, 0.5, 1e-15);
+    ck_assert_uint_eq(recs->entries[1].item, 2);
+    /* {b}: c scores 2/3 x 4/3 (rule 1), a scores 2/3 x 1 (rule 0) */
+    const sm_recommendation *e = recs->entries + recs->offsets[1];
+    ck_assert_uint_eq(recs->offsets[2] - recs->offsets[1], 2);
+    ck_assert_uint_eq(e[0].item, 2);
+    ck_assert_uint_eq(e[0].rule, 1);
+    ck_assert_double_eq_tol(e[0].score, 8.0 / 9, 1e-15);
+    ck_assert_uint_eq(e[1].item, 0);
+    ck_assert_uint_eq(recs->offsets[3], recs->offsets[2]); /* bought everything */
+    ck_assert_uint_eq(recs->offsets[4], recs->offsets[3]); /* bought nothing */
+    sm_recommendations_destroy(recs);
+    qp.top_n = 0;
+    ck_assert_int_eq(sm_recommend(&cc, rules, &qp, &recs, NULL), SM_ERR_INVALID_ARG);
+    sm_rules_destroy(rules);
+    sm_itemsets_destroy(t);
+}
+END_TEST
+
+/* Every rule against supports counted directly; the count against a
+ * brute-force enumeration (consequent sizes 1 and 2). */
+START_TEST(rules_agree_with_naive)
+{
+    for (uint64_t seed = 1; seed <= 4; seed++) {
+        db d;
+        db_random(&d, sm_test_seed(seed), 50, 9, 0.6);
+        sm_csr c = db_csr(&d);
+        sm_itemsets *t = all_itemsets(&c, 4, true);
+        iset_list sets = {0};
+        apriori(&d, 4, SM_FIM_ALL, SM_FIM_NO_MAX_LEN, &sets);
+        for (uint32_t cs = 1; cs <= 2; cs++) {
+            sm_rules_params rp;
+            sm_rules_params_init(&rp);
+            rp.min_confidence = 0.6;
+            rp.consequent_size = cs;
+            sm_rules *rules;
+            ck_assert_int_eq(sm_rules_generate(t, d.n, &rp, &rules, NULL), SM_OK);
+            size_t want = 0;
+            for (size_t i = 0; i < sets.n; i++) {
+                const iset *x = &sets.v[i];
+                for (uint32_t mask = 1; mask + 1 < (1u << x->len); mask++) {
+                    if ((uint32_t)__builtin_popcount(mask) > cs)
+                        continue;
+                    sm_item_id a[16];
+                    uint32_t na = 0;
+                    for (uint32_t j = 0; j < x->len; j++)
+                        if (!(mask >> j & 1))
+                            a[na++] = x->items[j];
+                    want += (double)x->support / (double)support_of(&d, a, na) >= 0.6;
+                }
+            }
+            ck_assert_uint_eq(sm_rules_count(rules), want);
+            for (sm_count i = 0; i < sm_rules_count(rules); i++) {
+                const sm_rule *r = sm_rules_get(rules, i);
+                sm_item_id u[16];
+                memcpy(u, r->antecedent, r->n_antecedent * sizeof *u);
+                memcpy(u + r->n_antecedent, r->consequent, r->n_consequent * sizeof *u);
+                ck_assert_uint_eq(r->support, support_of(&d, u, r->n_antecedent + r->n_consequent));
+                ck_assert_uint_eq(r->antecedent_support, support_of(&d, r->antecedent, r->n_antecedent));
+                ck_assert_uint_eq(r->consequent_support, support_of(&d, r->consequent, r->n_consequent));
+                ck_assert(r->confidence >= 0.6);
+                if (i > 0)
+                    ck_assert(sm_rules_get(rules, i - 1)->confidence >= r->confidence);
+            }
+            sm_rules_destroy(rules);
+        }
+        free(sets.v);
+        sm_itemsets_destroy(t);
+    }
+}
+END_TEST
+
+START_TEST(rules_invalid_parameters)
+{
+    sm_rules_params rp;
+    sm_error err;
+    sm_rules_params_init(&rp);
+    rp.min_confidence = 1.5;
+    ck_assert_int_eq(sm_rules_params_check(&rp, &err), SM_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.field, "min_confidence");
+    rp.min_confidence = -0.1;
+    ck_assert_int_eq(sm_rules_params_check(&rp, &err), SM_ERR_INVALID_ARG);
+    rp.min_confidence = NAN;
+    ck_assert_int_eq(sm_rules_params_check(&rp, &err), SM_ERR_INVALID_ARG);
+    sm_rules_params_init(&rp);
+    rp.consequent_size = 0;
+    ck_assert_int_eq(sm_rules_params_check(&rp, &err), SM_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.field, "consequent_size");
+    /* a table that lacks subsets (closed sets only) is refused */
+    db d;
+    db_parse(&d, 3, "0 1 2|0 1 2|0");
+    sm_csr c = db_csr(&d);
+    sm_fim_params p;
+    sm_fim_params_init(&p);
+    p.min_support = 2;
+    p.support_is_count = true;
+    p.kind = SM_FIM_CLOSED;
+    sm_itemsets *t;
+    ck_assert_int_eq(sm_itemsets_create(&t, NULL), SM_OK);
+    ck_assert_int_eq(sm_fim_mine(&c, &p, sm_itemsets_sink, t, NULL, NULL), SM_OK);
+    sm_rules_params_init(&rp);
+    sm_rules *rules;
+    ck_assert_int_eq(sm_rules_generate(t, 3, &rp, &rules, &err), SM_ERR_INVALID_STATE);
+    sm_itemsets_destroy(t);
+}
+END_TEST
+
+/* L3: arules' apriori on Groceries at supp 0.001, conf 0.5 gives 5668 rules
+ * with this rule-length histogram (summary() in the arules examples):
+ * 2: 11, 3: 1461, 4: 3211, 5: 939, 6: 46. */
+START_TEST(rules_groceries_arules_figures)
+{
+    const char *path = sm_test_data_path("baskets/groceries.csv");
+    if (path == NULL)
+        SM_TEST_SKIP("baskets/groceries.csv not present");
+    sm_basket_data *b;
+    ck_assert_int_eq(sm_basket_read_csv(path, &b, NULL), SM_OK);
+    sm_itemsets *t = all_itemsets(&b->csr, 0.001, false);
+    sm_rules_params rp;
+    sm_rules_params_init(&rp);
+    rp.min_confidence = 0.5;
+    sm_rules *rules;
+    ck_assert_int_eq(sm_rules_generate(t, b->csr.n_rows, &rp, &rules, NULL), SM_OK);
+    ck_assert_uint_eq(sm_rules_count(rules), 5668);
+    sm_count hist[8] = {0};
+    for (sm_count i = 0; i < sm_rules_count(rules); i++) {
+        const sm_rule *r = sm_rules_get(rules, i);
+        hist[SM_MIN(r->n_antecedent + r->n_consequent, 7)]++;
+        ck_assert_uint_ge(r->support, 10); /* arules' smallest support is 0.001017 = 10/9835 */
+    }
+    ck_assert_uint_eq(hist[2], 11);
+    ck_assert_uint_eq(hist[3], 1461);
+    ck_assert_uint_eq(hist[4], 3211);
+    ck_assert_uint_eq(hist[5], 939);
+    ck_assert_uint_eq(hist[6], 46);
+    ck_assert_uint_eq(hist[7], 0);
+    /* recommendations are the same whatever the thread count */
+    sm_recommendations *ref = NULL;
+    const int threads[] = {1, 2, 3, 8};
+    for (size_t k = 0; k < 4; k++) {
+        sm_recommend_params qp;
+        sm_recommend_params_init(&qp);
+        qp.n_threads = threads[k];
+        sm_recommendations *recs;
+        ck_assert_int_eq(sm_recommend(&b->csr, rules, &qp, &recs, NULL), SM_OK);
+        if (ref == NULL) {
+            ref = recs;
+            ck_assert_uint_gt(ref->offsets[ref->n_customers], 1000);
+            continue;
+        }
+        ck_assert_int_eq(memcmp(recs->offsets, ref->offsets, (ref->n_customers + 1) * sizeof *ref->offsets), 0);
+        for (uint64_t i = 0; i < ref->offsets[ref->n_customers]; i++) { /* field by field: padding */
+            ck_assert_uint_eq(recs->entries[i].item, ref->entries[i].item);
+            ck_assert_uint_eq(recs->entries[i].rule, ref->entries[i].rule);
+            ck_assert(memcmp(&recs->entries[i].score, &ref->entries[i].score, sizeof(double)) == 0);
+        }
+        sm_recommendations_destroy(recs);
+    }
+    sm_recommendations_destroy(ref);
+    sm_rules_destroy(rules);
+    sm_itemsets_destroy(t);
+    sm_basket_data_destroy(b);
+}
+END_TEST
+
+START_TEST(rules_oom_loop)
+{
+    db d;
+    db_random(&d, sm_test_seed(8), 50, 9, 0.6);
+    sm_csr c = db_csr(&d);
+    for (uint64_t n = 1;; n++) {
+        sm_itemsets *t = NULL;
+        sm_rules *rules = NULL;
+        sm_recommendations *recs = NULL;
+        sm_alloc_fail_at(n, false);
+        int rc = sm_itemsets_create(&t, NULL);
+        sm_fim_params p;
+        sm_fim_params_init(&p);
+        p.min_support = 4;
+        p.support_is_count = true;
+        if (rc == SM_OK)
+            rc = sm_fim_mine(&c, &p, sm_itemsets_sink, t, NULL, NULL);
+        sm_rules_params rp;
+        sm_rules_params_init(&rp);
+        rp.min_confidence = 0.5;
+        if (rc == SM_OK)
+            rc = sm_rules_generate(t, d.n, &rp, &rules, NULL);
+        sm_recommend_params qp;
+        sm_recommend_params_init(&qp);
+        qp.n_threads = 2;
+        if (rc == SM_OK)
+            rc = sm_recommend(&c, rules, &qp, &recs, NULL);
+        sm_alloc_fail_at(0, false);
+        sm_recommendations_destroy(recs);
+        sm_rules_destroy(rules);
+        sm_itemsets_destroy(t);
+        if (rc == SM_OK)
+            break;
+        ck_assert_int_eq(rc, SM_ERR_NOMEM);
+        ck_assert_uint_lt(n, 100000);
+    }
+}
+END_TEST
+
 static Suite *fim_suite(void)
 {
     Suite *s = suite_create("fim");
@@ -805,6 +1080,14 @@ static Suite *fim_suite(void)
     tcase_set_timeout(oom, 300);
     tcase_add_test(oom, oom_loop);
     suite_add_tcase(s, oom);
+    TCase *rules = tcase_create("rules");
+    tcase_set_timeout(rules, 300);
+    tcase_add_test(rules, rules_hand_made);
+    tcase_add_test(rules, rules_agree_with_naive);
+    tcase_add_test(rules, rules_invalid_parameters);
+    tcase_add_test(rules, rules_groceries_arules_figures);
+    tcase_add_test(rules, rules_oom_loop);
+    suite_add_tcase(s, rules);
     TCase *regress = tcase_create("regress");
     tcase_set_timeout(regress, 300);
     tcase_add_test(regress, real_data_counts);
