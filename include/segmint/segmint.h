@@ -17,6 +17,7 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/fim.h"
 #include "segmint/store.h"
 
 #ifdef __cplusplus
