@@ -1193,6 +1193,12 @@ int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fim_sink_
     atomic_init(&m.counted, 0);
     atomic_init(&m.units_done, 0);
     atomic_init(&m.over_cap, 0);
+    /* One report before any work, on the caller's thread: a cancel already
+     * requested is honoured whatever share of the work the master gets. */
+    if (sm_progress_report(m.progress, "mine", 0, m.n_units)) {
+        root_free(&r);
+        return sm_error_set(err, SM_ERR_CANCELLED, "mining cancelled");
+    }
     m.units = sm_calloc(r.nf ? r.nf : 1, sizeof *m.units);
     if (m.units == NULL) {
         root_free(&r);

@@ -17,14 +17,6 @@
 #include "segmint/store.h"
 #include "storage/basket_file.h"
 
-/* The store's API (segmint/store.h) is on main before its implementation;
- * --store is compiled in once the implementation is in the tree. */
-#if defined(__has_include)
-#if __has_include("storage/store_internal.h")
-#define SM_BASKETS_HAVE_STORE 1
-#endif
-#endif
-
 static const char usage[] =
     "usage: segmint baskets --store DIR | --fimi FILE | --basket-csv FILE --min-support S [options]\n"
     "\n"
@@ -76,14 +68,12 @@ typedef struct baskets_input {
 static void input_free(baskets_input *in)
 {
     sm_basket_data_destroy(in->file);
-#ifdef SM_BASKETS_HAVE_STORE
     if (in->store) {
         sm_basket_table_free(&in->table);
         sm_key_table_free(&in->items);
         sm_key_table_free(&in->customers);
         sm_store_close(in->store);
     }
-#endif
 }
 
 static int load_input(const char *store, const char *fimi, const char *csv, bool include_returns,
@@ -99,12 +89,6 @@ static int load_input(const char *store, const char *fimi, const char *csv, bool
         in->labels = in->file->labels;
         return SM_OK;
     }
-#ifndef SM_BASKETS_HAVE_STORE
-    (void)include_returns;
-    (void)progress;
-    return sm_error_set_at(err, SM_ERR_INVALID_STATE, store, 0, 0, NULL,
-                           "this build has no store implementation yet; use --fimi or --basket-csv");
-#else
     rc = sm_store_open(store, SM_STORE_READ_ONLY, &in->store, err);
     if (rc != SM_OK)
         return rc;
@@ -123,7 +107,6 @@ static int load_input(const char *store, const char *fimi, const char *csv, bool
     in->customer_keys = (const char *const *)in->customers.keys;
     in->n_customers = in->customers.n;
     return SM_OK;
-#endif
 }
 
 /* Each customer's items: the union of their baskets (store input). */
