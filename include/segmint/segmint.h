@@ -19,6 +19,7 @@
 #include "segmint/error.h"
 #include "segmint/clv.h"
 #include "segmint/rfm.h"
+#include "segmint/fim.h"
 #include "segmint/store.h"
 
 #ifdef __cplusplus
