@@ -26,6 +26,7 @@ void sm_summary_table_free(sm_summary_table *t)
     sm_free(t->recency);
     sm_free(t->T);
     sm_free(t->monetary);
+    sm_free(t->revenue);
     sm_free(t->lines);
     sm_free(t->holdout_frequency);
     sm_free(t->customers);
@@ -335,11 +336,12 @@ int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t o
     t.recency = sm_alloc_array(cap, sizeof(double));
     t.T = sm_alloc_array(cap, sizeof(double));
     t.monetary = sm_alloc_array(cap, sizeof(double));
+    t.revenue = sm_alloc_array(cap, sizeof(double));
     t.customers = sm_alloc_array(cap, sizeof(sm_customer_id));
     if (holdout)
         t.holdout_frequency = sm_alloc_array(cap, sizeof(double));
     if (t.frequency == NULL || t.recency == NULL || t.T == NULL || t.monetary == NULL ||
-        t.customers == NULL || (holdout && t.holdout_frequency == NULL)) {
+        t.revenue == NULL || t.customers == NULL || (holdout && t.holdout_frequency == NULL)) {
         sm_summary_table_free(&t);
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu customer summaries", cap);
     }
@@ -349,7 +351,7 @@ int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t o
         int64_t first = INT64_MIN, last = INT64_MIN, day = INT64_MIN;
         bool day_is_purchase = false;
         int64_t day_amount = 0;
-        double repeat_days = 0.0, repeat_amount = 0.0, holdout_days = 0.0;
+        double repeat_days = 0.0, repeat_amount = 0.0, holdout_days = 0.0, revenue = 0.0;
         /* Rows are sorted by time within a customer: walk the days in order. */
         for (uint64_t k = lo; k <= hi; k++) {
             bool end = k == hi;
@@ -357,6 +359,7 @@ int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t o
             if (d != day) {
                 if (day != INT64_MIN && day_is_purchase) {
                     if (day <= cal_day) {
+                        revenue += (double)day_amount / scale;
                         if (first == INT64_MIN) {
                             first = day;
                         } else {
@@ -389,6 +392,7 @@ int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t o
         t.recency[n] = (double)(last - first) / unit_days;
         t.T[n] = (double)(cal_day - first) / unit_days;
         t.monetary[n] = repeat_days > 0.0 ? repeat_amount / repeat_days : 0.0;
+        t.revenue[n] = revenue;
         if (holdout)
             t.holdout_frequency[n] = holdout_days;
         n++;

@@ -25,6 +25,7 @@ typedef struct sm_summary_table {
     double *recency;     /* n */
     double *T;           /* n */
     double *monetary;    /* n, or NULL */
+    double *revenue;     /* n net amount of all purchase days to calibration end (from a store), or NULL */
     uint64_t *lines;     /* n input lines (CSV), or NULL */
     double *holdout_frequency; /* n repeat purchase periods after calibration (from a store), or NULL */
     double holdout_length;     /* length of the holdout period in time units (0 = none) */
@@ -70,7 +71,8 @@ double sm_time_unit_per_month(sm_time_unit unit);
  * is time 0; frequency = purchase days after the first one up to and
  * including calibration_end's day; recency = (last - first purchase day) and
  * T = (calibration_end day - first purchase day), both in `unit`; monetary =
- * mean net amount of the repeat purchase days (major units), 0 when none.
+ * mean net amount of the repeat purchase days (major units), 0 when none;
+ * revenue = net amount of all purchase days, the first one included.
  * Customers whose first purchase is after calibration_end, or on its day
  * (age T = 0), are left out and counted (n_skipped). A purchase day is a
  * day with at least one row that is not a return or cancellation; its

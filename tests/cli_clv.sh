@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# End-to-end `segmint clv` on the CDNOW summaries (skipped cleanly when the
-# data set is absent): the JSON object's shape and the published parameters
-# (FHL 2005: r 0.243, alpha 4.414, a 0.793, b 2.426, LL -9582.4; spend
-# p 6.25, q 3.74, v 15.44 within lifetimes' 0.015), per-customer CSV/JSONL,
-# and the errors a user meets.
+# End-to-end `segmint clv` on the CDNOW summaries and on a store imported
+# from the CDNOW log (skipped cleanly when the data set is absent): the JSON
+# object's shape and the published parameters (FHL 2005: r 0.243, alpha
+# 4.414, a 0.793, b 2.426, LL -9582.4; spend p 6.25, q 3.74, v 15.44), the
+# holdout table, runs in the store, per-customer CSV/JSONL, user errors.
 set -u
 segmint=${1:?path of the segmint binary}
 data=${SEGMINT_DATA:-${SEGMINT_DATA_DEFAULT:-}}
 summary=$data/cdnow/cdnow_customers_summary.csv
+log=$data/cdnow/CDNOW_sample.txt
 spend=$data/cdnow/cdnow_customers_summary_with_transactions.csv
 py=/usr/bin/python3
 tmp=$(mktemp -d)
@@ -33,7 +34,14 @@ check "unknown model is a usage error" '[ $? -eq 2 ]'
 "$segmint" clv --summary "$tmp/bad.csv" --out "$tmp/x.txt" >/dev/null 2>&1
 check "--out must be .csv or .jsonl" '[ $? -eq 2 ]'
 
-if [ ! -r "$summary" ] || [ ! -r "$spend" ] || [ ! -x "$py" ]; then
+"$segmint" clv --summary "$tmp/bad.csv" --calibration-end 1997-09-30 >/dev/null 2>"$tmp/err"
+check "--calibration-end needs --store" '[ $? -eq 2 ] && grep -q -- "--store" "$tmp/err"'
+"$segmint" clv --store "$tmp/st" --summary "$tmp/bad.csv" >/dev/null 2>&1
+check "--store and --summary exclude each other" '[ $? -eq 2 ]'
+"$segmint" clv --store "$tmp/nostore" >/dev/null 2>"$tmp/err"
+check "a missing store is named" '[ $? -eq 1 ] && grep -q "nostore" "$tmp/err"'
+
+if [ ! -r "$summary" ] || [ ! -r "$spend" ] || [ ! -r "$log" ] || [ ! -x "$py" ]; then
   echo "SKIP cli_clv CDNOW part: data set or $py not available"
   exit $fail
 fi
@@ -102,4 +110,39 @@ g = sum((0.9 / 1.01) ** t for t in range(1, 13))
 want = sum(float(r["zbar"]) * float(r["x"]) / float(r["T"]) * 4.345 * g for r in rows)
 assert abs(d["total_clv"] - want) <= 1e-9 * want, (d["total_clv"], want)
 EOF
+# --- from a store: the raw log, calibration to 1997-09-30, holdout to 1998-06-30 ----
+"$segmint" import --store "$tmp/st" --format cdnow --now 2000-01-01 --quiet "$log"
+check "import of the CDNOW log" '[ $? -eq 0 ]'
+"$segmint" clv --store "$tmp/st" --calibration-end 1997-09-30 --time-unit week --json --quiet \
+  --out "$tmp/store.csv" > "$tmp/st.json" 2> "$tmp/st.err"
+check "clv --store exits 0" '[ $? -eq 0 ]'
+check "the holdout table goes to stderr with --json" \
+  'grep -q "total actual 1882, predicted 1653" "$tmp/st.err" && grep -q "stored as run 1" "$tmp/st.err"'
+"$segmint" clv --store "$tmp/st" --calibration-end 1997-09-30 --time-unit week --no-store > "$tmp/st.txt"
+check "text output holds the parameters and the holdout table" \
+  'grep -q "r=0.24259" "$tmp/st.txt" && grep -q "^  7+ " "$tmp/st.txt"'
+check "--no-store stores nothing" '"$segmint" info --store "$tmp/st" | grep -q "runs 1$"'
+"$py" - "$tmp/st.json" "$tmp/store.csv" <<'EOF' || fail=1
+import csv, json, sys
+obj = json.loads(open(sys.argv[1]).read())
+assert list(obj) == ["model", "params", "loglik", "iterations", "converged", "gamma_gamma"], list(obj)
+published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+for k, v in published.items():
+    assert abs(obj["params"][k] - v) <= 0.0005, (k, obj["params"][k])
+# from the unrounded log spends all three Gamma-Gamma digits are met
+gg = obj["gamma_gamma"]
+assert abs(gg["p"] - 6.25) <= 0.005 and abs(gg["q"] - 3.74) <= 0.005 and abs(gg["v"] - 15.44) <= 0.005, gg
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert len(rows) == 2357 and rows[0]["customer_id"] == "1", rows[0]
+assert abs(float(rows[0]["T"]) - 272 / 7) < 1e-12
+EOF
+"$segmint" clv --store "$tmp/st" --model historic --margin 0.5 --json > "$tmp/h.json" 2>/dev/null
+check "historic from the store" '[ $? -eq 0 ] && grep -q "\"customers\": 2357" "$tmp/h.json"'
+"$py" - "$tmp/h.json" "$log" <<'EOF' || fail=1
+import json, sys
+h = json.loads(open(sys.argv[1]).read())
+total = sum(float(l.split()[4]) for l in open(sys.argv[2]) if l.strip())
+assert abs(h["total_clv"] - 0.5 * total) <= 1e-6 * total, (h["total_clv"], total)
+EOF
+check "two runs stored" '"$segmint" info --store "$tmp/st" | grep -q "runs 2$"'
 exit $fail

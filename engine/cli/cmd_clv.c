@@ -1,34 +1,46 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `segmint clv`: customer lifetime value from a per-customer summary CSV
+ * `segmint clv`: customer lifetime value from a store's transactions (with
+ * an optional calibration/holdout split) or from a per-customer summary CSV
  * (the lifetimes layout): BG/NBD + Gamma-Gamma with the lifetimes-style CLV,
  * the classic discounted CLV, or the historic value; fitted parameters to
- * stdout (text or one JSON object), per-customer results to CSV / JSONL.
+ * stdout (text or one JSON object), per-customer results to CSV / JSONL and
+ * as a run in the store.
  */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/assignments.h"
 #include "engine/cli/cli.h"
+#include "engine/clv_model.h"
 #include "engine/clv_summary.h"
 #include "engine/output.h"
 #include "segmint/clv.h"
+#include "segmint/store.h"
+#include "storage/fields.h"
 
 static const char usage[] =
-    "usage: segmint clv --summary FILE.csv [options]\n"
+    "usage: segmint clv --store DIR | --summary FILE.csv [options]\n"
     "\n"
-    "Customer lifetime value from a per-customer calibration summary with a header\n"
-    "naming frequency (or x), recency (or t_x), T and optionally customer_id (or ID)\n"
-    "and monetary_value (or zbar), in any order: the layout of the lifetimes library.\n"
-    "frequency counts repeat purchases; recency and T are in --time-unit units.\n"
+    "Customer lifetime value per customer. With --store, the summary is built from the\n"
+    "store's transactions (purchases grouped by UTC day, as lifetimes does) up to\n"
+    "--calibration-end, and the rest of the log is the holdout the fit is checked on.\n"
+    "With --summary, a CSV with a header naming frequency (or x), recency (or t_x), T\n"
+    "and optionally customer_id (or ID) and monetary_value (or zbar), in any order (the\n"
+    "lifetimes layout): frequency counts repeat purchases, recency and T are in\n"
+    "--time-unit units.\n"
     "\n"
-    "  --summary FILE.csv    the summary (required)\n"
+    "  --store DIR           the store (results are also stored there as a run)\n"
+    "  --summary FILE.csv    a per-customer summary instead of a store\n"
+    "  --calibration-end D   with --store: fit on purchases up to day D (YYYY-MM-DD) and\n"
+    "                        report predicted vs actual holdout purchases (default: all data)\n"
     "  --model M             bgnbd (default): BG/NBD fit, P(alive), expected purchases,\n"
-    "                        and with monetary_value a Gamma-Gamma fit and CLV;\n"
+    "                        and with spend a Gamma-Gamma fit and CLV;\n"
     "                        discounted: sum_{t=1..N} m r^t/(1+d)^t - AC per customer;\n"
-    "                        historic: margin x repeat revenue to date - AC\n"
-    "  --time-unit U         day (default), week or month: the unit of recency and T\n"
+    "                        historic: margin x revenue to date - AC\n"
+    "  --time-unit U         day (default), week or month\n"
     "  --horizon N           months to value (default 12)\n"
     "  --discount R          monthly discount rate (default 0.01)\n"
     "  --margin M            profit share of revenue (default 1)\n"
@@ -36,6 +48,7 @@ static const char usage[] =
     "  --acquisition-cost C  subtracted once per customer (discounted, historic; default 0)\n"
     "  --out FILE            per-customer results, .csv or .jsonl\n"
     "  --json                print the fitted model as one JSON object\n"
+    "  --no-store            with --store: do not store the run (opens the store read-only)\n"
     "  --threads T           threads (default: all cores)\n"
     "  --force               overwrite --out if it exists\n"
     "  --quiet               no progress line\n"
@@ -44,13 +57,17 @@ static const char usage[] =
     "horizon, expected purchases in month k (E[Y(k u)] - E[Y((k-1) u)], u = 30 days,\n"
     "4.345 weeks or 1 month) x Gamma-Gamma expected spend x margin / (1+R)^k.\n"
     "The discounted model's monthly margin is margin x monetary_value x frequency / T\n"
-    "per unit of time x units per month (the observed repeat revenue rate).\n";
+    "per unit of time x units per month (the observed repeat revenue rate). Historic\n"
+    "revenue is the store's net revenue to calibration end; from a summary only the\n"
+    "repeat revenue monetary_value x frequency is known.\n";
 
 typedef enum model { MODEL_BGNBD, MODEL_DISCOUNTED, MODEL_HISTORIC } model;
 static const char *const model_names[] = {"bgnbd", "discounted", "historic"};
 
 typedef struct clv_args {
-    const char *summary, *out;
+    const char *summary, *store, *out;
+    int64_t calibration_end; /* 0 = none */
+    bool no_store;
     model model;
     sm_time_unit unit;
     uint64_t horizon;
@@ -77,7 +94,8 @@ static int parse_args(int argc, char **argv, clv_args *a)
     a->discount = 0.01;
     a->margin = 1.0;
     enum { OPT_SUMMARY = 256, OPT_STORE, OPT_CAL, OPT_MODEL, OPT_UNIT, OPT_HORIZON, OPT_DISCOUNT,
-           OPT_MARGIN, OPT_RETENTION, OPT_ACQ, OPT_OUT, OPT_JSON, OPT_THREADS, OPT_FORCE, OPT_QUIET };
+           OPT_MARGIN, OPT_RETENTION, OPT_ACQ, OPT_OUT, OPT_JSON, OPT_NO_STORE, OPT_THREADS,
+           OPT_FORCE, OPT_QUIET };
     static const struct option options[] = {
         {"summary", required_argument, NULL, OPT_SUMMARY},
         {"store", required_argument, NULL, OPT_STORE},
@@ -91,6 +109,7 @@ static int parse_args(int argc, char **argv, clv_args *a)
         {"acquisition-cost", required_argument, NULL, OPT_ACQ},
         {"out", required_argument, NULL, OPT_OUT},
         {"json", no_argument, NULL, OPT_JSON},
+        {"no-store", no_argument, NULL, OPT_NO_STORE},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"force", no_argument, NULL, OPT_FORCE},
         {"quiet", no_argument, NULL, OPT_QUIET},
@@ -102,13 +121,13 @@ static int parse_args(int argc, char **argv, clv_args *a)
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
         case OPT_SUMMARY: a->summary = optarg; break;
-        case OPT_STORE:
+        case OPT_STORE: a->store = optarg; break;
         case OPT_CAL:
-            /* The store's transaction table plugs into sm_summary_from_tx
-             * (engine/clv_summary.h) once the store can be opened. */
-            return sm_cli_usage_error(cmd, "%s: this build reads summaries only (--summary); the "
-                                           "store has no reader yet",
-                                      argv[optind - 1]);
+            if (sm_parse_time_iso(optarg, strlen(optarg), &a->calibration_end) != SM_FIELD_OK)
+                return sm_cli_usage_error(cmd, "--calibration-end: '%s' is not a date (YYYY-MM-DD)",
+                                          optarg);
+            break;
+        case OPT_NO_STORE: a->no_store = true; break;
         case OPT_MODEL: {
             size_t k = 0;
             while (k < 3 && strcmp(optarg, model_names[k]) != 0)
@@ -159,8 +178,13 @@ static int parse_args(int argc, char **argv, clv_args *a)
     }
     if (optind < argc)
         return sm_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (a->summary == NULL)
-        return sm_cli_usage_error(cmd, "--summary FILE.csv is required");
+    if ((a->summary == NULL) == (a->store == NULL))
+        return sm_cli_usage_error(cmd, "give either --store DIR or --summary FILE.csv");
+    if (a->calibration_end != 0 && a->store == NULL)
+        return sm_cli_usage_error(cmd, "--calibration-end needs --store (a summary CSV is already "
+                                       "a calibration summary)");
+    if (a->no_store && a->store == NULL)
+        return sm_cli_usage_error(cmd, "--no-store needs --store");
     if (a->model == MODEL_DISCOUNTED && !a->has_retention)
         return sm_cli_usage_error(cmd, "--model discounted needs --retention R (monthly, 0..1)");
     const char *ext = a->out != NULL ? sm_path_extension(a->out) : "";
@@ -259,115 +283,264 @@ static void print_gg_warnings(const sm_gg_fit *gg)
     }
 }
 
-/* --- the models ---------------------------------------------------------------------- */
+/* --- the store --------------------------------------------------------------------- */
 
-static int run_bgnbd(const clv_args *a, const sm_summary_table *t, sm_error *err)
+/* What a store adds to a run: the handle, customer keys and the holdout. */
+typedef struct store_ctx {
+    sm_store *store;
+    sm_key_table keys;
+    int64_t calibration_end, observation_end; /* observation_end 0 = no holdout */
+} store_ctx;
+
+static const char *unit_name(sm_time_unit u)
 {
-    sm_clv_fit_options opt;
-    sm_clv_fit_options_init(&opt);
-    opt.n_threads = a->threads;
-    sm_cli_progress bar;
-    opt.progress = sm_cli_progress_start(&bar, a->quiet);
-    sm_bgnbd_fit fit;
-    sm_gg_fit gg;
-    bool have_gg = false;
-    columns c = {0};
-    int rc = sm_bgnbd_fit_model(&fit, &t->view, &opt, err);
-    if (rc == SM_OK && t->monetary != NULL) {
-        rc = sm_gg_fit_model(&gg, &t->view, &opt, err);
-        have_gg = rc == SM_OK;
-    }
-    sm_cli_progress_end(&bar);
+    return u == SM_UNIT_DAY ? "day" : u == SM_UNIT_WEEK ? "week" : "month";
+}
+
+static int load_from_store(const clv_args *a, store_ctx *sc, sm_summary_table *t,
+                           const sm_progress *progress, sm_error *err)
+{
+    int rc = sm_store_open(a->store, a->no_store ? SM_STORE_READ_ONLY : SM_STORE_READ_WRITE,
+                           &sc->store, err);
+    sm_store_info info;
+    if (rc == SM_OK)
+        rc = sm_store_get_info(sc->store, &info, err);
+    if (rc == SM_OK && (!info.has_time || info.customers == 0))
+        rc = sm_error_set_at(err, SM_ERR_INVALID_ARG, a->store, 0, 0, NULL,
+                             "the store has no dated customer transactions");
     if (rc != SM_OK)
         return rc;
-    if (have_gg)
-        print_gg_warnings(&gg);
-    const double units = sm_time_unit_per_month(a->unit);
-    const double horizon_units = (double)a->horizon * units;
-    size_t n = t->n;
-    c.p_alive = malloc(n * sizeof(double));
-    c.expected = malloc(n * sizeof(double));
-    if (have_gg) {
-        c.spend = malloc(n * sizeof(double));
-        c.clv = malloc(n * sizeof(double));
+    sc->calibration_end = a->calibration_end != 0 ? a->calibration_end : info.last_time;
+    /* The holdout runs to the last stored day; a calibration end at or past
+     * it leaves none. */
+    sc->observation_end = a->calibration_end != 0 && info.last_time > a->calibration_end
+                              ? info.last_time
+                              : 0;
+    sm_tx_table tx;
+    memset(&tx, 0, sizeof tx);
+    rc = sm_store_load_tx(sc->store, &tx, progress, err);
+    if (rc == SM_OK)
+        rc = sm_summary_from_tx(&tx, sc->calibration_end, sc->observation_end, a->unit, t, err);
+    sm_tx_table_free(&tx);
+    if (rc == SM_OK)
+        rc = sm_store_load_keys(sc->store, SM_KEYS_CUSTOMERS, &sc->keys, err);
+    if (rc == SM_OK) {
+        t->ids = sm_alloc_array(t->n, sizeof *t->ids);
+        if (t->ids == NULL)
+            return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu customer keys", t->n);
+        for (size_t i = 0; i < t->n; i++)
+            t->ids[i] = sc->keys.keys[t->customers[i]];
     }
-    if (!c.p_alive || !c.expected || (have_gg && (!c.spend || !c.clv))) {
-        rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu predictions", n);
-        goto out;
+    return rc;
+}
+
+/* Stores one sm_assignment per customer (CLV fields, the rest "none") and a
+ * JSON run record describing the job, in one write transaction. */
+static int store_run(const clv_args *a, store_ctx *sc, const sm_summary_table *t,
+                     const columns *c, const char *record, size_t record_len, uint64_t *run_id,
+                     sm_error *err)
+{
+    unsigned char *values = malloc(t->n * (size_t)SM_ASSIGNMENT_BYTES);
+    if (values == NULL)
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu assignments", t->n);
+    for (size_t i = 0; i < t->n; i++) {
+        sm_assignment row;
+        sm_assignment_clear(&row);
+        if (a->model == MODEL_HISTORIC)
+            row.clv_historic = c->clv[i];
+        else if (a->model == MODEL_DISCOUNTED)
+            row.clv_discounted = c->clv[i];
+        else if (c->clv != NULL)
+            row.clv_model = c->clv[i];
+        if (c->p_alive != NULL)
+            row.p_alive = c->p_alive[i];
+        if (c->expected != NULL)
+            row.expected_purchases = c->expected[i];
+        sm_assignment_encode(&row, values + i * (size_t)SM_ASSIGNMENT_BYTES);
     }
-    rc = sm_bgnbd_predict(c.p_alive, c.expected, &fit.params, &t->view, horizon_units, a->threads,
-                          err);
-    if (rc == SM_OK && have_gg) {
-        rc = sm_gg_expected_spend(c.spend, &gg.params, &t->view, a->threads, err);
-        sm_clv_model_options mo = {.months = (uint32_t)a->horizon, .discount = a->discount,
-                                   .margin = a->margin, .units_per_month = units};
-        if (rc == SM_OK)
-            rc = sm_clv_bgnbd_gg(c.clv, &fit.params, &gg.params, &t->view, &mo, a->threads, err);
+    int rc = sm_store_run_write(sc->store, record, record_len, t->customers, values,
+                                SM_ASSIGNMENT_BYTES, t->n, run_id, err);
+    free(values);
+    return rc;
+}
+
+/* --- output ------------------------------------------------------------------------ */
+
+/* The JSON object for bgnbd: exactly these keys, in this order. */
+static void print_bgnbd_json(FILE *f, const sm_clv_job *j)
+{
+    fprintf(f, "{\"model\": \"bgnbd\", \"params\": {\"r\": ");
+    sm_json_put_double(f, j->fit.params.r);
+    fprintf(f, ", \"alpha\": ");
+    sm_json_put_double(f, j->fit.params.alpha);
+    fprintf(f, ", \"a\": ");
+    sm_json_put_double(f, j->fit.params.a);
+    fprintf(f, ", \"b\": ");
+    sm_json_put_double(f, j->fit.params.b);
+    fprintf(f, "}, \"loglik\": ");
+    sm_json_put_double(f, j->fit.loglik);
+    fprintf(f, ", \"iterations\": %d, \"converged\": %s", j->fit.iterations,
+            j->fit.converged ? "true" : "false");
+    if (j->have_gg) {
+        fprintf(f, ", \"gamma_gamma\": {\"p\": ");
+        sm_json_put_double(f, j->gg.params.p);
+        fprintf(f, ", \"q\": ");
+        sm_json_put_double(f, j->gg.params.q);
+        fprintf(f, ", \"v\": ");
+        sm_json_put_double(f, j->gg.params.v);
+        fprintf(f, ", \"loglik\": ");
+        sm_json_put_double(f, j->gg.loglik);
+        fprintf(f, "}");
     }
+    fprintf(f, "}");
+}
+
+/* The run record: the job's description, then its result. */
+static char *run_record(const clv_args *a, const store_ctx *sc, const sm_clv_job *j,
+                        double total_clv, size_t n, size_t *len)
+{
+    char *text = NULL;
+    FILE *f = open_memstream(&text, len);
+    if (f == NULL)
+        return NULL;
+    char cal[32];
+    sm_format_time_iso(sc->calibration_end, cal);
+    fprintf(f, "{\"command\": \"clv\", \"model\": \"%s\", \"time_unit\": \"%s\", "
+               "\"calibration_end\": \"%s\", \"customers\": %zu, \"horizon_months\": %llu, "
+               "\"discount\": ",
+            model_names[a->model], unit_name(a->unit), cal, n, (unsigned long long)a->horizon);
+    sm_json_put_double(f, a->discount);
+    fprintf(f, ", \"margin\": ");
+    sm_json_put_double(f, a->margin);
+    if (a->model == MODEL_DISCOUNTED) {
+        fprintf(f, ", \"retention\": ");
+        sm_json_put_double(f, a->retention);
+    }
+    if (a->model != MODEL_BGNBD) {
+        fprintf(f, ", \"acquisition_cost\": ");
+        sm_json_put_double(f, a->acquisition);
+    }
+    fprintf(f, ", \"total_clv\": ");
+    sm_json_put_double(f, total_clv);
+    if (j != NULL) {
+        fprintf(f, ", \"fit\": ");
+        print_bgnbd_json(f, j);
+    }
+    fputc('}', f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+static void print_holdout(FILE *f, const clv_args *a, const store_ctx *sc, const sm_clv_job *j,
+                          const sm_summary_table *t, sm_error *err, int *rc)
+{
+    sm_holdout_row rows[8];
+    sm_holdout_totals tot;
+    *rc = sm_bgnbd_holdout(rows, 8, &tot, &j->fit.params, &t->view, t->holdout_frequency,
+                           t->holdout_length, a->threads, err);
+    if (*rc != SM_OK)
+        return;
+    char cal[32], obs[32];
+    sm_format_time_iso(sc->calibration_end, cal);
+    sm_format_time_iso(sc->observation_end, obs);
+    fprintf(f, "holdout %.10s .. %.10s (%.4g %ss): repeat purchase days per customer by "
+               "calibration frequency\n",
+            cal, obs, t->holdout_length, unit_name(a->unit));
+    fprintf(f, "  %-4s %10s %10s %10s\n", "x", "customers", "actual", "predicted");
+    for (int k = 0; k < 8; k++)
+        fprintf(f, "  %u%-3s %10zu %10.4f %10.4f\n", rows[k].frequency, k == 7 ? "+" : "",
+                rows[k].customers, rows[k].actual_mean, rows[k].predicted_mean);
+    fprintf(f, "  total actual %.0f, predicted %.1f (%+.1f%%); mean absolute error %.4f per "
+               "customer, %.4f per row\n",
+            tot.actual, tot.predicted, 100.0 * tot.relative_error, tot.mae, tot.bucket_mae);
+}
+
+/* --- the models ---------------------------------------------------------------------- */
+
+static int run_bgnbd(const clv_args *a, store_ctx *sc, const sm_summary_table *t,
+                     sm_cli_progress *bar, const sm_progress *progress, sm_error *err)
+{
+    sm_clv_job_options jo = {.unit = a->unit, .months = (uint32_t)a->horizon,
+                             .discount = a->discount, .margin = a->margin,
+                             .n_threads = a->threads, .progress = *progress};
+    sm_clv_job j;
+    int rc = sm_clv_job_run(t, &jo, &j, err);
+    sm_cli_progress_end(bar); /* before anything is printed */
     if (rc != SM_OK)
-        goto out;
+        return rc;
+    if (j.have_gg)
+        print_gg_warnings(&j.gg);
+    columns c = {j.p_alive, j.expected, j.spend, j.clv};
+    size_t n = t->n;
     if (a->out != NULL && (rc = write_results(a, t, &c, err)) != SM_OK)
         goto out;
     double sum_alive = 0, sum_expected = 0, sum_clv = 0;
     for (size_t i = 0; i < n; i++) {
-        sum_alive += c.p_alive[i];
-        sum_expected += c.expected[i];
-        sum_clv += have_gg ? c.clv[i] : 0.0;
+        sum_alive += j.p_alive[i];
+        sum_expected += j.expected[i];
+        sum_clv += j.have_gg ? j.clv[i] : 0.0;
+    }
+    uint64_t run_id = 0;
+    if (sc->store != NULL && !a->no_store) {
+        size_t len;
+        char *record = run_record(a, sc, &j, j.have_gg ? sum_clv : NAN, n, &len);
+        if (record == NULL) {
+            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
+            goto out;
+        }
+        rc = store_run(a, sc, t, &c, record, len, &run_id, err);
+        free(record);
+        if (rc != SM_OK)
+            goto out;
     }
     if (a->json) {
-        printf("{\"model\": \"bgnbd\", \"params\": {\"r\": ");
-        sm_json_put_double(stdout, fit.params.r);
-        printf(", \"alpha\": ");
-        sm_json_put_double(stdout, fit.params.alpha);
-        printf(", \"a\": ");
-        sm_json_put_double(stdout, fit.params.a);
-        printf(", \"b\": ");
-        sm_json_put_double(stdout, fit.params.b);
-        printf("}, \"loglik\": ");
-        sm_json_put_double(stdout, fit.loglik);
-        printf(", \"iterations\": %d, \"converged\": %s", fit.iterations,
-               fit.converged ? "true" : "false");
-        if (have_gg) {
-            printf(", \"gamma_gamma\": {\"p\": ");
-            sm_json_put_double(stdout, gg.params.p);
-            printf(", \"q\": ");
-            sm_json_put_double(stdout, gg.params.q);
-            printf(", \"v\": ");
-            sm_json_put_double(stdout, gg.params.v);
-            printf(", \"loglik\": ");
-            sm_json_put_double(stdout, gg.loglik);
-            printf("}");
-        }
-        printf("}\n");
+        print_bgnbd_json(stdout, &j);
+        fputc('\n', stdout);
     } else {
         printf("BG/NBD on %zu customers (%zu repeat): r=%.6g alpha=%.6g a=%.6g b=%.6g\n", n,
-               fit.n_repeat, fit.params.r, fit.params.alpha, fit.params.a, fit.params.b);
-        printf("  log-likelihood %.6f, %d iterations, %s (max |gradient| %.2g)\n", fit.loglik,
-               fit.iterations, fit.converged ? "converged" : "NOT converged", fit.grad_norm);
-        if (have_gg) {
+               j.fit.n_repeat, j.fit.params.r, j.fit.params.alpha, j.fit.params.a, j.fit.params.b);
+        printf("  log-likelihood %.6f, %d iterations, %s (max |gradient| %.2g)\n", j.fit.loglik,
+               j.fit.iterations, j.fit.converged ? "converged" : "NOT converged", j.fit.grad_norm);
+        if (j.have_gg) {
             printf("Gamma-Gamma on %zu repeat customers with spend: p=%.6g q=%.6g v=%.6g\n",
-                   gg.n_used, gg.params.p, gg.params.q, gg.params.v);
-            printf("  log-likelihood %.6f, %d iterations, %s\n", gg.loglik, gg.iterations,
-                   gg.converged ? "converged" : "NOT converged");
+                   j.gg.n_used, j.gg.params.p, j.gg.params.q, j.gg.params.v);
+            printf("  log-likelihood %.6f, %d iterations, %s\n", j.gg.loglik, j.gg.iterations,
+                   j.gg.converged ? "converged" : "NOT converged");
         }
         printf("over %llu months (%.6g %ss): mean P(alive) %.4f, expected purchases %.6g",
-               (unsigned long long)a->horizon, horizon_units,
-               a->unit == SM_UNIT_DAY ? "day" : a->unit == SM_UNIT_WEEK ? "week" : "month",
+               (unsigned long long)a->horizon, j.horizon_units, unit_name(a->unit),
                sum_alive / (double)n, sum_expected);
-        if (have_gg)
+        if (j.have_gg)
             printf(", CLV total %.6g (mean %.6g) at %.4g/month discount, margin %.4g", sum_clv,
                    sum_clv / (double)n, a->discount, a->margin);
         printf("\n");
     }
+    /* The validation table goes with the text; after --json it goes to
+     * stderr so that stdout stays one JSON object. */
+    if (sc->store != NULL && t->holdout_frequency != NULL && t->holdout_length > 0.0) {
+        print_holdout(a->json ? stderr : stdout, a, sc, &j, t, err, &rc);
+        if (rc != SM_OK)
+            goto out;
+    }
+    if (sc->store != NULL) {
+        if (t->n_skipped > 0)
+            fprintf(a->json ? stderr : stdout,
+                    "%zu customers without a purchase day before the calibration end's were left "
+                    "out\n",
+                    t->n_skipped);
+        if (run_id != 0)
+            fprintf(a->json ? stderr : stdout, "stored as run %llu in %s\n",
+                    (unsigned long long)run_id, a->store);
+    }
 out:
-    free(c.p_alive);
-    free(c.expected);
-    free(c.spend);
-    free(c.clv);
+    sm_clv_job_free(&j);
     return rc;
 }
 
-static int run_value(const clv_args *a, const sm_summary_table *t, sm_error *err)
+static int run_value(const clv_args *a, store_ctx *sc, const sm_summary_table *t, sm_error *err)
 {
     if (t->monetary == NULL)
         return sm_error_set_at(err, SM_ERR_INVALID_ARG, a->summary, 0, 0, "monetary_value",
@@ -384,25 +557,39 @@ static int run_value(const clv_args *a, const sm_summary_table *t, sm_error *err
     }
     const double units = sm_time_unit_per_month(a->unit);
     if (a->model == MODEL_HISTORIC) {
-        /* The summary knows the repeat purchases only: revenue = mean x count. */
+        /* A store knows every purchase; a summary only the repeat ones. */
         for (size_t i = 0; i < n; i++)
-            per_month[i] = t->monetary[i] * t->frequency[i];
-        for (size_t i = 0; i < n; i++)
-            c.clv[i] = a->margin * per_month[i] - a->acquisition;
+            per_month[i] = t->revenue != NULL ? t->revenue[i] : t->monetary[i] * t->frequency[i];
+        rc = sm_clv_historic(c.clv, per_month, NULL, NULL, NULL, a->margin, n, err);
+        for (size_t i = 0; rc == SM_OK && i < n; i++)
+            c.clv[i] -= a->acquisition;
     } else {
         for (size_t i = 0; i < n; i++)
             per_month[i] = a->margin * t->monetary[i] * t->frequency[i] / t->T[i] * units;
         sm_clv_discount_params p = {.periods = (uint32_t)a->horizon, .retention = a->retention,
                                     .discount = a->discount, .acquisition_cost = a->acquisition};
         rc = sm_clv_discounted(c.clv, per_month, NULL, n, &p, a->threads, err);
-        if (rc != SM_OK)
-            goto out;
     }
+    if (rc != SM_OK)
+        goto out;
     if (a->out != NULL && (rc = write_results(a, t, &c, err)) != SM_OK)
         goto out;
     double total = 0;
     for (size_t i = 0; i < n; i++)
         total += c.clv[i];
+    uint64_t run_id = 0;
+    if (sc->store != NULL && !a->no_store) {
+        size_t len;
+        char *record = run_record(a, sc, NULL, total, n, &len);
+        if (record == NULL) {
+            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
+            goto out;
+        }
+        rc = store_run(a, sc, t, &c, record, len, &run_id, err);
+        free(record);
+        if (rc != SM_OK)
+            goto out;
+    }
     if (a->json) {
         printf("{\"model\": \"%s\", \"customers\": %zu, \"total_clv\": ", model_names[a->model], n);
         sm_json_put_double(stdout, total);
@@ -413,6 +600,9 @@ static int run_value(const clv_args *a, const sm_summary_table *t, sm_error *err
         printf("%s CLV of %zu customers: total %.6g, mean %.6g\n", model_names[a->model], n, total,
                total / (double)n);
     }
+    if (run_id != 0)
+        fprintf(a->json ? stderr : stdout, "stored as run %llu in %s\n",
+                (unsigned long long)run_id, a->store);
 out:
     free(c.clv);
     free(per_month);
@@ -430,12 +620,21 @@ static int run_clv(int argc, char **argv)
     sm_error err;
     sm_error_clear(&err);
     sm_summary_table t;
-    int rc = sm_summary_read(a.summary, &t, &err);
-    if (rc != SM_OK)
-        return sm_cli_fail(&err);
-    rc = a.model == MODEL_BGNBD ? run_bgnbd(&a, &t, &err) : run_value(&a, &t, &err);
+    memset(&t, 0, sizeof t);
+    store_ctx sc;
+    memset(&sc, 0, sizeof sc);
+    sm_cli_progress bar;
+    sm_progress progress = sm_cli_progress_start(&bar, a.quiet);
+    int rc = a.store != NULL ? load_from_store(&a, &sc, &t, &progress, &err)
+                             : sm_summary_read(a.summary, &t, &err);
+    if (rc == SM_OK && a.model == MODEL_BGNBD)
+        rc = run_bgnbd(&a, &sc, &t, &bar, &progress, &err);
+    else if (rc == SM_OK)
+        rc = run_value(&a, &sc, &t, &err);
+    sm_cli_progress_end(&bar);
+    /* ids of a store summary point into the key table: free them first */
     sm_summary_table_free(&t);
-    if (rc != SM_OK)
-        return sm_cli_fail(&err);
-    return SM_EXIT_OK;
+    sm_key_table_free(&sc.keys);
+    sm_store_close(sc.store);
+    return rc == SM_OK ? SM_EXIT_OK : sm_cli_fail(&err);
 }
