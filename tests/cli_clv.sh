@@ -145,4 +145,14 @@ total = sum(float(l.split()[4]) for l in open(sys.argv[2]) if l.strip())
 assert abs(h["total_clv"] - 0.5 * total) <= 1e-6 * total, (h["total_clv"], total)
 EOF
 check "two runs stored" '"$segmint" info --store "$tmp/st" | grep -q "runs 2$"'
+check "runs are listed as kind clv" '[ $("$segmint" runs --store "$tmp/st" | grep -c " clv ") -eq 2 ]'
+"$segmint" export --store "$tmp/st" --run 1 --out "$tmp/export.csv"
+"$py" - "$tmp/export.csv" "$tmp/store.csv" <<'EOF' || fail=1
+import csv, sys
+exported = {r["customer_id"]: r for r in csv.DictReader(open(sys.argv[1]))}
+for r in csv.DictReader(open(sys.argv[2])):
+    e = exported[r["customer_id"]]
+    assert float(e["clv_model"]) == float(r["clv"]) and float(e["p_alive"]) == float(r["p_alive"]), (e, r)
+    assert float(e["expected_purchases"]) == float(r["expected_purchases"])
+EOF
 exit $fail

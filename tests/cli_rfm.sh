@@ -44,6 +44,9 @@ check "rfm with a custom table" '[ $? -eq 0 ]'
 "$segmint" rfm --store "$tmp/st" --clv --json --no-store --out "$tmp/clv.csv" > "$tmp/clv.json"
 check "rfm --clv" '[ $? -eq 0 ]'
 check "--no-store stores nothing" '"$segmint" info --store "$tmp/st" | grep -q "runs 1$"'
+check "the run is listed as kind rfm" '"$segmint" runs --store "$tmp/st" | grep -q " rfm "'
+"$segmint" export --store "$tmp/st" --run 1 --out "$tmp/export.csv"
+check "the run exports" '[ $? -eq 0 ]'
 "$py" - "$tmp" "$log" <<'EOF' || fail=1
 import csv, json, sys, datetime
 tmp, log = sys.argv[1], sys.argv[2]
@@ -87,6 +90,13 @@ recent = sum(1 for r in out if int(r["r"]) >= 4)
 assert mine["segments"] == {"Recent": recent, "Other": 2357 - recent}, mine["segments"]
 lines = [json.loads(l) for l in open(f"{tmp}/mine.jsonl")]
 assert all(l["segment"] == ("Recent" if l["r"] >= 4 else "Other") for l in lines)
+# the stored run carries the same grading, names resolved by segmint export
+exported = {r["customer_id"]: r for r in csv.DictReader(open(f"{tmp}/export.csv"))}
+assert len(exported) == 2357
+for r in out:
+    e = exported[r["customer_id"]]
+    assert (e["r_score"], e["f_score"], e["m_score"], e["rfm_code"]) == (r["r"], r["f"], r["m"], r["rfm_code"])
+    assert (e["rfm_segment"], e["value_tier"], e["lifecycle"]) == (r["segment"], r["tier"], r["lifecycle"]), (e, r)
 c = json.loads(open(f"{tmp}/clv.json").read())
 assert c["value"] == "clv" and c["customers"] == 2357
 cl = list(csv.DictReader(open(f"{tmp}/clv.csv")))

@@ -11,12 +11,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/assignments.h"
 #include "engine/cli/cli.h"
 #include "engine/clv_model.h"
 #include "engine/clv_summary.h"
 #include "engine/output.h"
+#include "engine/run_record.h"
 #include "segmint/clv.h"
 #include "segmint/store.h"
 #include "storage/fields.h"
@@ -65,6 +67,7 @@ typedef enum model { MODEL_BGNBD, MODEL_DISCOUNTED, MODEL_HISTORIC } model;
 static const char *const model_names[] = {"bgnbd", "discounted", "historic"};
 
 typedef struct clv_args {
+    int64_t started; /* UTC seconds, for the run record */
     const char *summary, *store, *out;
     int64_t calibration_end; /* 0 = none */
     bool no_store;
@@ -88,6 +91,7 @@ const sm_cli_command sm_cmd_clv = {"clv", "customer lifetime value: BG/NBD + Gam
 static int parse_args(int argc, char **argv, clv_args *a)
 {
     memset(a, 0, sizeof *a);
+    a->started = (int64_t)time(NULL);
     a->model = MODEL_BGNBD;
     a->unit = SM_UNIT_DAY;
     a->horizon = 12;
@@ -334,33 +338,41 @@ static int load_from_store(const clv_args *a, store_ctx *sc, sm_summary_table *t
     return rc;
 }
 
-/* Stores one sm_assignment per customer (CLV fields, the rest "none") and a
- * JSON run record describing the job, in one write transaction. */
+/* Stores one assignment row per customer (CLV fields, the rest "none") and
+ * the run record (kind "clv"; the job's options and fit under "details")
+ * through engine/run_record, so that `segmint runs/export/diff` read it. */
 static int store_run(const clv_args *a, store_ctx *sc, const sm_summary_table *t,
-                     const columns *c, const char *record, size_t record_len, uint64_t *run_id,
+                     const columns *c, const char *details, int64_t started, uint64_t *run_id,
                      sm_error *err)
 {
-    unsigned char *values = malloc(t->n * (size_t)SM_ASSIGNMENT_BYTES);
-    if (values == NULL)
+    sm_assignment *rows = malloc(t->n * sizeof *rows);
+    if (rows == NULL)
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu assignments", t->n);
     for (size_t i = 0; i < t->n; i++) {
-        sm_assignment row;
-        sm_assignment_clear(&row);
+        sm_assignment *row = &rows[i];
+        sm_assignment_clear(row);
         if (a->model == MODEL_HISTORIC)
-            row.clv_historic = c->clv[i];
+            row->clv_historic = c->clv[i];
         else if (a->model == MODEL_DISCOUNTED)
-            row.clv_discounted = c->clv[i];
+            row->clv_discounted = c->clv[i];
         else if (c->clv != NULL)
-            row.clv_model = c->clv[i];
+            row->clv_model = c->clv[i];
         if (c->p_alive != NULL)
-            row.p_alive = c->p_alive[i];
+            row->p_alive = c->p_alive[i];
         if (c->expected != NULL)
-            row.expected_purchases = c->expected[i];
-        sm_assignment_encode(&row, values + i * (size_t)SM_ASSIGNMENT_BYTES);
+            row->expected_purchases = c->expected[i];
     }
-    int rc = sm_store_run_write(sc->store, record, record_len, t->customers, values,
-                                SM_ASSIGNMENT_BYTES, t->n, run_id, err);
-    free(values);
+    sm_run_description run;
+    memset(&run, 0, sizeof run);
+    run.kind = "clv";
+    run.started = started;
+    run.finished = (int64_t)time(NULL);
+    run.as_of = sc->calibration_end;
+    run.counts[run.n_counts++] = (sm_run_pair){"customers", (double)t->n};
+    run.counts[run.n_counts++] = (sm_run_pair){"left_out", (double)t->n_skipped};
+    run.details_json = details;
+    int rc = sm_run_store(sc->store, &run, t->customers, rows, t->n, run_id, err);
+    free(rows);
     return rc;
 }
 
@@ -395,7 +407,7 @@ static void print_bgnbd_json(FILE *f, const sm_clv_job *j)
     fprintf(f, "}");
 }
 
-/* The run record: the job's description, then its result. */
+/* The run record's details: the job's options, then its result. */
 static char *run_record(const clv_args *a, const store_ctx *sc, const sm_clv_job *j,
                         double total_clv, size_t n, size_t *len)
 {
@@ -405,7 +417,7 @@ static char *run_record(const clv_args *a, const store_ctx *sc, const sm_clv_job
         return NULL;
     char cal[32];
     sm_format_time_iso(sc->calibration_end, cal);
-    fprintf(f, "{\"command\": \"clv\", \"model\": \"%s\", \"time_unit\": \"%s\", "
+    fprintf(f, "{\"model\": \"%s\", \"time_unit\": \"%s\", "
                "\"calibration_end\": \"%s\", \"customers\": %zu, \"horizon_months\": %llu, "
                "\"discount\": ",
             model_names[a->model], unit_name(a->unit), cal, n, (unsigned long long)a->horizon);
@@ -491,7 +503,7 @@ static int run_bgnbd(const clv_args *a, store_ctx *sc, const sm_summary_table *t
             rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
             goto out;
         }
-        rc = store_run(a, sc, t, &c, record, len, &run_id, err);
+        rc = store_run(a, sc, t, &c, record, a->started, &run_id, err);
         free(record);
         if (rc != SM_OK)
             goto out;
@@ -585,7 +597,7 @@ static int run_value(const clv_args *a, store_ctx *sc, const sm_summary_table *t
             rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
             goto out;
         }
-        rc = store_run(a, sc, t, &c, record, len, &run_id, err);
+        rc = store_run(a, sc, t, &c, record, a->started, &run_id, err);
         free(record);
         if (rc != SM_OK)
             goto out;

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/assignments.h"
 #include "engine/cli/cli.h"
@@ -17,6 +18,7 @@
 #include "engine/output.h"
 #include "engine/rfm_features.h"
 #include "engine/rfm_segments.h"
+#include "engine/run_record.h"
 #include "segmint/rfm.h"
 #include "segmint/store.h"
 #include "storage/fields.h"
@@ -56,6 +58,7 @@ const sm_cli_command sm_cmd_rfm = {"rfm", "RFM scores and segments, value tiers,
                                    usage, run_rfm};
 
 typedef struct rfm_args {
+    int64_t started; /* UTC seconds, for the run record */
     const char *store, *segments, *out;
     int64_t as_of;
     bool print_segments, clv, json, no_store, force, quiet;
@@ -67,6 +70,7 @@ typedef struct rfm_args {
 static int parse_args(int argc, char **argv, rfm_args *a)
 {
     memset(a, 0, sizeof *a);
+    a->started = (int64_t)time(NULL);
     sm_tier_params_init(&a->tiers);
     sm_lifecycle_params_init(&a->life);
     enum { OPT_STORE = 256, OPT_AS_OF, OPT_SEGMENTS, OPT_PRINT, OPT_OUT, OPT_CLV, OPT_VALUE_SHARE,
@@ -296,72 +300,87 @@ static void print_summary(FILE *f, bool json, const rfm_args *a, int64_t as_of,
     free(per_seg);
 }
 
-static char *run_record(const rfm_args *a, int64_t as_of, const sm_rfm_result *r,
-                        const sm_rfm_segment_table *seg, bool by_clv, size_t *len)
+/* The run record's details: the options and the summary object. */
+static char *run_details(const rfm_args *a, int64_t as_of, const sm_rfm_result *r,
+                         const sm_rfm_segment_table *seg, bool by_clv, size_t *len)
 {
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
     if (f == NULL)
         return NULL;
-    char when[32];
-    sm_format_time_iso(as_of, when);
-    fprintf(f, "{\"command\": \"rfm\", \"as_of\": \"%s\", \"customers\": %zu, \"value\": \"%s\", "
-               "\"value_share\": ",
-            when, r->n, by_clv ? "clv" : "monetary");
+    fprintf(f, "{\"value_share\": ");
     sm_json_put_double(f, a->tiers.value_share);
     fprintf(f, ", \"key_customer_share\": ");
     sm_json_put_double(f, a->tiers.key_customer_share);
-    fprintf(f, ", \"rfm_segment_names\": [");
-    for (size_t k = 0; k <= seg->n_rules; k++) {
-        fprintf(f, "%s", k ? ", " : "");
-        sm_json_put_string(f, k < seg->n_rules ? seg->rules[k].name : SM_RFM_OTHER);
-    }
-    fprintf(f, "], \"lifecycle_names\": [");
-    for (int k = 0; k < 6; k++)
-        fprintf(f, "%s\"%s\"", k ? ", " : "", sm_lifecycle_stage_name(k));
-    fprintf(f, "], \"summary\": ");
+    fprintf(f, ", \"summary\": ");
     print_summary(f, true, a, as_of, r, seg, by_clv);
     fprintf(f, "}");
     if (fclose(f) != 0) {
         free(text);
         return NULL;
     }
-    /* print_summary ends its object with a newline: drop it */
+    /* print_summary ends its object with a newline: keep the record on one line */
     for (char *p = text; (p = strchr(p, '\n')) != NULL;)
         *p = ' ';
     return text;
 }
 
-static int store_run(sm_store *store, const sm_rfm_result *r, const sm_rfm_segment_table *seg,
-                     const double *p_alive, const double *clv, const char *record, size_t len,
-                     uint64_t *run_id, sm_error *err)
+/* Stores one assignment row per graded customer and the run record (kind
+ * "rfm", the segment and stage names the rows index) through
+ * engine/run_record, so that `segmint runs/export/diff` read it. */
+static int store_run(sm_store *store, const rfm_args *a, int64_t as_of, const sm_rfm_result *r,
+                     const sm_rfm_segment_table *seg, const double *p_alive, const double *clv,
+                     const char *details, uint64_t *run_id, sm_error *err)
 {
     if (seg->n_rules >= SM_INDEX_NONE)
         return sm_error_set(err, SM_ERR_INVALID_ARG,
                             "a stored run holds at most %d segment rules (the table has %zu); use "
                             "--no-store",
                             SM_INDEX_NONE - 1, seg->n_rules);
-    unsigned char *values = malloc(r->n * (size_t)SM_ASSIGNMENT_BYTES);
-    if (values == NULL)
+    sm_assignment *rows = malloc(r->n * sizeof *rows);
+    const char **names = malloc((seg->n_rules + 1) * sizeof *names);
+    if (rows == NULL || names == NULL) {
+        free(rows);
+        free(names);
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu assignments", r->n);
-    for (size_t i = 0; i < r->n; i++) {
-        sm_assignment row;
-        sm_assignment_clear(&row);
-        row.r_score = r->r[i];
-        row.f_score = r->f[i];
-        row.m_score = r->m[i];
-        row.rfm_segment = (uint8_t)r->segment[i];
-        row.value_tier = r->tier[i];
-        row.lifecycle = r->stage[i];
-        if (p_alive != NULL)
-            row.p_alive = p_alive[r->customer[i]];
-        if (clv != NULL)
-            row.clv_model = clv[r->customer[i]];
-        sm_assignment_encode(&row, values + i * (size_t)SM_ASSIGNMENT_BYTES);
     }
-    int rc = sm_store_run_write(store, record, len, r->customer, values, SM_ASSIGNMENT_BYTES, r->n,
-                                run_id, err);
-    free(values);
+    for (size_t k = 0; k <= seg->n_rules; k++)
+        names[k] = k < seg->n_rules ? seg->rules[k].name : SM_RFM_OTHER;
+    const char *stages[6];
+    for (int k = 0; k < 6; k++)
+        stages[k] = sm_lifecycle_stage_name(k);
+    for (size_t i = 0; i < r->n; i++) {
+        sm_assignment *row = &rows[i];
+        sm_assignment_clear(row);
+        row->r_score = r->r[i];
+        row->f_score = r->f[i];
+        row->m_score = r->m[i];
+        row->rfm_segment = (uint8_t)r->segment[i];
+        row->value_tier = r->tier[i];
+        row->lifecycle = r->stage[i];
+        if (p_alive != NULL)
+            row->p_alive = p_alive[r->customer[i]];
+        if (clv != NULL)
+            row->clv_model = clv[r->customer[i]];
+    }
+    sm_run_description run;
+    memset(&run, 0, sizeof run);
+    run.kind = "rfm";
+    run.started = a->started;
+    run.finished = (int64_t)time(NULL);
+    run.as_of = as_of;
+    run.rfm_segments = names;
+    run.n_rfm_segments = (uint32_t)seg->n_rules + 1;
+    run.lifecycle = stages;
+    run.n_lifecycle = 6;
+    run.counts[run.n_counts++] = (sm_run_pair){"customers", (double)r->n};
+    run.counts[run.n_counts++] = (sm_run_pair){"without_purchase", (double)r->n_no_purchase};
+    for (int k = 0; k < 3; k++)
+        run.counts[run.n_counts++] = (sm_run_pair){sm_value_tier_names[k], (double)r->tiers.count[k]};
+    run.details_json = details;
+    int rc = sm_run_store(store, &run, r->customer, rows, r->n, run_id, err);
+    free(rows);
+    free(names);
     return rc;
 }
 
@@ -460,8 +479,8 @@ static int run_rfm(int argc, char **argv)
     uint64_t run_id = 0;
     if (rc == SM_OK && !a.no_store) {
         size_t len;
-        char *record = run_record(&a, as_of, &r, seg, clv != NULL, &len);
-        rc = record != NULL ? store_run(store, &r, seg, p_alive, clv, record, len, &run_id, &err)
+        char *record = run_details(&a, as_of, &r, seg, clv != NULL, &len);
+        rc = record != NULL ? store_run(store, &a, as_of, &r, seg, p_alive, clv, record, &run_id, &err)
                             : sm_error_set(&err, SM_ERR_NOMEM, "out of memory");
         free(record);
     }
