@@ -19,25 +19,18 @@ void sm_rfm_result_free(sm_rfm_result *r)
     memset(r, 0, sizeof *r);
 }
 
-static int64_t utc_day(int64_t seconds)
-{
-    int64_t d = seconds / 86400;
-    return (seconds % 86400 != 0 && seconds < 0) ? d - 1 : d;
-}
-
-int sm_rfm_compute(const sm_tx_table *tx, int64_t as_of, const sm_rfm_segment_table *segments,
+int sm_rfm_compute(const sm_customer_stats *stats, const sm_rfm_segment_table *segments,
                    const sm_tier_params *tiers, const sm_lifecycle_params *life, const double *clv,
                    const double *p_alive, int n_threads, sm_rfm_result *out, sm_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (tx == NULL || segments == NULL || tiers == NULL || life == NULL)
+    if (stats == NULL || segments == NULL || tiers == NULL || life == NULL)
         return sm_error_set(err, SM_ERR_INVALID_ARG, "rfm: table, segments and parameters required");
     int rc = sm_rfm_segment_table_check(segments, err);
     if (rc != SM_OK)
         return rc;
-    const int64_t asof_day = utc_day(as_of);
-    const double scale = tx->money_scale > 0 ? (double)tx->money_scale : 1.0;
-    size_t cap = tx->n_customers > 0 ? tx->n_customers : 1;
+    const int64_t asof_day = sm_utc_day(stats->as_of);
+    size_t cap = stats->n > 0 ? stats->n : 1;
     sm_rfm_result r;
     memset(&r, 0, sizeof r);
     r.customer = sm_alloc_array(cap, sizeof *r.customer);
@@ -63,36 +56,17 @@ int sm_rfm_compute(const sm_tx_table *tx, int64_t as_of, const sm_rfm_segment_ta
         goto fail;
     }
     size_t n = 0;
-    for (uint32_t c = 0; c < tx->n_customers; c++) {
-        uint64_t lo = tx->customer_offsets[c], hi = tx->customer_offsets[c + 1];
-        int64_t first = INT64_MIN, last = INT64_MIN, amount = 0;
-        uint32_t orders = 0;
-        sm_basket_id prev_basket = 0;
-        bool have_prev = false;
-        for (uint64_t k = lo; k < hi; k++) {
-            int64_t d = utc_day(tx->time[k]);
-            if (d > asof_day)
-                break; /* rows are sorted by time within a customer */
-            amount += tx->amount[k];
-            if ((tx->flags[k] & (SM_TX_RETURN | SM_TX_CANCELLED)) != 0)
-                continue;
-            if (first == INT64_MIN)
-                first = d;
-            last = d;
-            if (!have_prev || tx->basket[k] != prev_basket)
-                orders++;
-            prev_basket = tx->basket[k];
-            have_prev = true;
-        }
-        if (first == INT64_MIN) {
+    for (uint32_t c = 0; c < stats->n; c++) {
+        if (stats->first_purchase[c] == SM_NO_PURCHASE) {
             r.n_no_purchase++;
             continue;
         }
+        int64_t first = sm_utc_day(stats->first_purchase[c]), last = sm_utc_day(stats->last_purchase[c]);
         r.customer[n] = c;
         r.recency_days[n] = (double)(asof_day - last);
-        r.frequency[n] = orders;
-        freq_d[n] = (double)orders;
-        r.monetary[n] = (double)amount / scale;
+        r.frequency[n] = stats->baskets[c];
+        freq_d[n] = (double)stats->baskets[c];
+        r.monetary[n] = stats->net_amount[c];
         r.first_day[n] = (double)first;
         r.last_day[n] = (double)last;
         r.value[n] = clv != NULL ? clv[c] : r.monetary[n];

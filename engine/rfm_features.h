@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The grading pipeline of `segmint rfm`: from a store's transaction table
- * (sm_tx_table) as of a date, per customer R, F and M, their quintile
+ * The grading pipeline of `segmint rfm` and `segmint run`: from customer
+ * statistics as of a date, per customer R, F and M, their quintile
  * scores, RFM code and named segment, value tier and lifecycle stage. The
  * command only loads the table and writes what this returns.
  */
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/customer_stats.h"
 #include "segmint/error.h"
 #include "segmint/rfm.h"
 #include "segmint/store.h"
@@ -38,16 +39,18 @@ typedef struct sm_rfm_result {
 void sm_rfm_result_free(sm_rfm_result *r);
 
 /*
- * Grades every customer with at least one purchase (a row that is not a
- * return or cancellation) on or before as_of's UTC day; later rows are
- * ignored. `life` gives the lifecycle thresholds in days (its as_of is
- * replaced by as_of's day). `clv`, when not NULL, holds one value per store
- * customer (tx->n_customers) used for the tiers instead of monetary;
- * `p_alive` likewise feeds the lifecycle's churn rule.
+ * Grades every customer who has a purchase in `stats` (engine/customer_stats.h
+ * defines purchase, basket and net amount): R = days from the last purchase
+ * day to stats->as_of's day, F = purchase baskets, M = net amount. Grading
+ * "as of a date" means statistics up to the end of that day
+ * (sm_end_of_day), since RFM counts whole days. `life` gives the lifecycle
+ * thresholds in days (its as_of is replaced by as_of's day). `clv`, when not
+ * NULL, holds one value per store customer (stats->n) used for the tiers
+ * instead of monetary; `p_alive` likewise feeds the lifecycle's churn rule.
  * Errors: SM_ERR_INVALID_ARG (no customer purchased by as_of, bad table or
  * parameters), SM_ERR_NOMEM.
  */
-int sm_rfm_compute(const sm_tx_table *tx, int64_t as_of, const sm_rfm_segment_table *segments,
+int sm_rfm_compute(const sm_customer_stats *stats, const sm_rfm_segment_table *segments,
                    const sm_tier_params *tiers, const sm_lifecycle_params *life, const double *clv,
                    const double *p_alive, int n_threads, sm_rfm_result *out, sm_error *err);
 

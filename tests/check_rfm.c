@@ -395,8 +395,9 @@ START_TEST(pipeline_from_tx_table)
     sm_lifecycle_params_init(&lp);
     sm_rfm_result r;
     sm_error err;
-    int rc = sm_rfm_compute(&tx, t0 + 20 * day + 3600, sm_rfm_default_segments(), &tp, &lp, NULL,
-                            NULL, 0, &r, &err);
+    sm_customer_stats stats;
+    ck_assert_int_eq(sm_customer_stats_compute(&tx, sm_end_of_day(t0 + 20 * day + 3600), 1, &stats, &err), SM_OK);
+    int rc = sm_rfm_compute(&stats, sm_rfm_default_segments(), &tp, &lp, NULL, NULL, 0, &r, &err);
     ck_assert_msg(rc == SM_OK, "%s", err.msg);
     ck_assert_uint_eq(r.n, 2);
     ck_assert_uint_eq(r.n_no_purchase, 1);
@@ -420,15 +421,15 @@ START_TEST(pipeline_from_tx_table)
     sm_rfm_result_free(&r);
     /* CLV replaces monetary for the tiers */
     double clv[3] = {1.0, 50.0, 7.0};
-    ck_assert_int_eq(sm_rfm_compute(&tx, t0 + 20 * day, sm_rfm_default_segments(), &tp, &lp, clv,
-                                    NULL, 0, &r, &err),
-                     SM_OK);
+    ck_assert_int_eq(sm_rfm_compute(&stats, sm_rfm_default_segments(), &tp, &lp, clv, NULL, 0, &r, &err), SM_OK);
     ck_assert_uint_eq(r.tier[1], SM_TIER_ORDINARY);
     ck_assert_uint_eq(r.tier[0], SM_TIER_SMALL);
     sm_rfm_result_free(&r);
-    ck_assert_int_eq(sm_rfm_compute(&tx, t0 - day, sm_rfm_default_segments(), &tp, &lp, NULL,
-                                    NULL, 0, &r, &err),
+    sm_customer_stats_free(&stats);
+    ck_assert_int_eq(sm_customer_stats_compute(&tx, sm_end_of_day(t0 - day), 1, &stats, &err), SM_OK);
+    ck_assert_int_eq(sm_rfm_compute(&stats, sm_rfm_default_segments(), &tp, &lp, NULL, NULL, 0, &r, &err),
                      SM_ERR_INVALID_ARG);
+    sm_customer_stats_free(&stats);
 }
 END_TEST
 

@@ -471,8 +471,13 @@ static int run_rfm(int argc, char **argv)
         rc = p_alive != NULL ? model_values(&tx, as_of, a.threads, p_alive, &clv, &err)
                              : sm_error_set(&err, SM_ERR_NOMEM, "out of memory");
     }
+    sm_customer_stats stats;
+    memset(&stats, 0, sizeof stats);
     if (rc == SM_OK)
-        rc = sm_rfm_compute(&tx, as_of, seg, &a.tiers, &a.life, clv, p_alive, a.threads, &r, &err);
+        rc = sm_customer_stats_compute(&tx, sm_end_of_day(as_of), a.threads, &stats, &err);
+    if (rc == SM_OK)
+        rc = sm_rfm_compute(&stats, seg, &a.tiers, &a.life, clv, p_alive, a.threads, &r, &err);
+    sm_customer_stats_free(&stats);
     sm_cli_progress_end(&bar);
     if (rc == SM_OK && a.out != NULL)
         rc = write_rows(&a, &r, seg, &keys, p_alive, clv, &err);
