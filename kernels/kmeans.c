@@ -229,7 +229,7 @@ uint64_t km_run_pass(km_ctx *c)
             const km_part *pt = &c->parts[ch];
             if (!pt->touched[j])
                 continue;
-            const double *src = pt->sum + j * d;
+            const double *src = pt->sum + j * c->dpad;
             for (size_t f = 0; f < d; f++)
                 dst[f] += src[f];
             count += pt->count[j];
@@ -296,24 +296,42 @@ static void assign_rows(const km_ctx *c, sm_cluster_id *labels, const float *x, 
     }
 }
 
-/* Lloyd: label every row; with full_sums also rebuild the cluster sums. */
+static void accumulate(km_part *pt, const sm_cluster_id *lab, const float *x, size_t ld,
+                       size_t rows, size_t d, size_t dpad)
+{
+    for (size_t r = 0; r < rows; r++) {
+        size_t j = lab[r];
+        pt->count[j]++;
+        km_row_add(pt->sum + j * dpad, x + r * ld, d, +1);
+    }
+}
+
+/* Lloyd: label every row; with full_sums also rebuild the cluster sums (the
+ * chunk's partial is zeroed whole: every cluster counts as touched). */
 static void lloyd_rows(km_ctx *c, km_part *pt, size_t i0, size_t i1, float *scratch)
 {
     sm_cluster_id lab[KM_SUB_ROWS];
-    const size_t d = c->d, ld = c->ld;
+    const size_t d = c->d, ld = c->ld, k = c->k;
+    if (c->full_sums) {
+        memset(pt->sum, 0, k * c->dpad * sizeof(double));
+        memset(pt->count, 0, k * sizeof(int64_t));
+        memset(pt->touched, 1, k);
+    }
+    uint64_t changed = 0;
     for (size_t s = i0; s < i1; s += KM_SUB_ROWS) {
         size_t rows = SM_MIN((size_t)KM_SUB_ROWS, i1 - s);
         const float *x = c->x + s * ld;
         assign_rows(c, lab, x, ld, rows, scratch);
+        sm_cluster_id *old = c->labels + s;
         for (size_t r = 0; r < rows; r++) {
-            size_t i = s + r;
-            pt->changed += lab[r] != c->labels[i];
-            c->labels[i] = lab[r];
-            if (c->full_sums)
-                km_part_add(pt, lab[r], x + r * ld, d, +1);
+            changed += lab[r] != old[r];
+            old[r] = lab[r];
         }
+        if (c->full_sums)
+            accumulate(pt, lab, x, ld, rows, d, c->dpad);
     }
-    pt->ndist += (uint64_t)(i1 - i0) * c->k;
+    pt->changed += changed;
+    pt->ndist += (uint64_t)(i1 - i0) * k;
 }
 
 /* --- statistics, relocation, the update ------------------------------------------ */
@@ -878,11 +896,12 @@ static int ctx_init(km_ctx *c, const sm_kmeans_params *p, const float *x, sm_err
                        : p->algorithm;
     const size_t n = c->n, d = c->d, k = c->k;
     c->use_small = d <= 16;
+    c->dpad = (d + 7) & ~(size_t)7;
     c->use_sgemm = p->kernel == SM_KMEANS_KERNEL_SGEMM;
 
     /* Chunks: whole blocks, at most KM_MAX_CHUNKS, partials within budget. */
     size_t blocks = sm_block_count(n, SM_REDUCE_BLOCK);
-    size_t per_chunk = k * d * sizeof(double) + k * (sizeof(int64_t) + 1);
+    size_t per_chunk = k * c->dpad * sizeof(double) + k * (sizeof(int64_t) + 1);
     size_t max_chunks = SM_MAX((size_t)1, SM_MIN((size_t)KM_MAX_CHUNKS, KM_PARTIAL_BUDGET / per_chunk));
     size_t chunk_blocks = sm_block_count(blocks, max_chunks);
     c->chunk_rows = chunk_blocks * SM_REDUCE_BLOCK;
@@ -890,11 +909,13 @@ static int ctx_init(km_ctx *c, const sm_kmeans_params *p, const float *x, sm_err
 
     size_t np = km_panel_count(k), kd = k * d;
     size_t small_floats = SM_MAX(k * km_small_width(d), kd);
-    c->scratch_floats = KM_SUB_ROWS * (d + k) + 16 * np * 64;
+    /* the largest user: bounds with 4 lists of KM_SUB_ROWS, KM_SUB_ROWS rows
+     * of d or k floats and a 64-row block of distances */
+    c->scratch_floats = KM_SUB_ROWS * (d + k + 4) + 16 * np * 64 + 64;
     c->scratch_floats = (c->scratch_floats + 15) & ~(size_t)15; /* keep 64-byte alignment */
     c->mean = sm_alloc_array(d, sizeof(float));
     c->parts = sm_calloc(c->n_chunks, sizeof *c->parts);
-    c->part_sum = sm_alloc_array(c->n_chunks * k, d * sizeof(double));
+    c->part_sum = sm_aligned_alloc(c->n_chunks * k, c->dpad * sizeof(double));
     c->part_count = sm_alloc_array(c->n_chunks * k, sizeof(int64_t));
     c->part_touched = sm_calloc(c->n_chunks, k);
     c->centers = sm_aligned_alloc(kd, sizeof(float));
@@ -915,7 +936,7 @@ static int ctx_init(km_ctx *c, const sm_kmeans_params *p, const float *x, sm_err
                             n, d, k);
     }
     for (size_t ch = 0; ch < c->n_chunks; ch++) {
-        c->parts[ch].sum = c->part_sum + ch * kd;
+        c->parts[ch].sum = c->part_sum + ch * k * c->dpad;
         c->parts[ch].count = c->part_count + ch * k;
         c->parts[ch].touched = c->part_touched + ch * k;
     }
@@ -1061,6 +1082,25 @@ out:
     sm_free(sizes);
     sm_free(part);
     ctx_free(c);
+    return rc;
+}
+
+int sm_kmeans_init_centers(sm_kmeans *km, const float *x, float *centers, sm_error *err)
+{
+    if (km == NULL || x == NULL || centers == NULL)
+        return sm_error_set(err, SM_ERR_INVALID_ARG, "k-means object, x or centers is NULL");
+    if (km->params.init == SM_KMEANS_INIT_GIVEN)
+        return sm_error_set(err, SM_ERR_INVALID_ARG, "init is 'given': nothing to compute");
+    km_ctx ctx;
+    int rc = ctx_init(&ctx, &km->params, x, err);
+    if (rc != SM_OK)
+        return rc;
+    rc = data_stats(&ctx, err);
+    if (rc == SM_OK)
+        rc = choose_initial_centers(&ctx, ctx.centers, NULL, 0, err);
+    if (rc == SM_OK)
+        memcpy(centers, ctx.centers, ctx.k * ctx.d * sizeof(float));
+    ctx_free(&ctx);
     return rc;
 }
 

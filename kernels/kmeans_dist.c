@@ -234,13 +234,13 @@ void km_argmin_dot(sm_cluster_id *labels, float *keys, const float *xc, size_t r
 }
 
 KM_INLINE void dist_rows(float *out, size_t ldo, const float *x, size_t ldx, size_t d,
-                         const float *panels, size_t np, const int R)
+                         const float *panels, size_t np, const int R, const int PG)
 {
     const size_t pstride = d * KM_LANES;
     __m512 acc[KM_RMAX][KM_PMAX];
-    for (size_t p0 = 0; p0 < np; p0 += 4) {
+    for (size_t p0 = 0; p0 < np; p0 += (size_t)PG) {
         size_t left = np - p0;
-        int P = left < 4 ? (int)left : 4;
+        int P = left < (size_t)PG ? (int)left : PG;
 #define KM_STORE(PC)                                                                            \
     if (P == (PC)) {                                                                            \
         tile_acc(acc, x, ldx, d, panels + p0 * pstride, pstride, R, (PC), MODE_DIRECT);         \
@@ -248,36 +248,42 @@ KM_INLINE void dist_rows(float *out, size_t ldo, const float *x, size_t ldx, siz
             _Pragma("GCC unroll 4") for (int p = 0; p < (PC); p++)                              \
                 _mm512_storeu_ps(out + (size_t)r * ldo + (p0 + (size_t)p) * KM_LANES, acc[r][p]); \
     }
-        KM_STORE(4)
-        KM_STORE(3)
-        KM_STORE(2)
+        if (PG >= 4)
+            KM_STORE(4)
+        if (PG >= 3)
+            KM_STORE(3)
+        if (PG >= 2)
+            KM_STORE(2)
         KM_STORE(1)
 #undef KM_STORE
     }
 }
 
-static void dist_rows_6(float *out, size_t ldo, const float *x, size_t ldx, size_t d,
-                        const float *panels, size_t np)
-{
-    dist_rows(out, ldo, x, ldx, d, panels, np, 6);
-}
+#define KM_DEFINE_DIST(NAME, R, PG)                                                             \
+    static void NAME(float *out, size_t ldo, const float *x, size_t ldx, size_t d,              \
+                     const float *panels, size_t np)                                            \
+    {                                                                                           \
+        dist_rows(out, ldo, x, ldx, d, panels, np, R, PG);                                      \
+    }
 
-static void dist_rows_1(float *out, size_t ldo, const float *x, size_t ldx, size_t d,
-                        const float *panels, size_t np)
-{
-    dist_rows(out, ldo, x, ldx, d, panels, np, 1);
-}
+KM_DEFINE_DIST(dist_rows_16x1, 16, 1)
+KM_DEFINE_DIST(dist_rows_12x2, 12, 2)
+KM_DEFINE_DIST(dist_rows_8x3, 8, 3)
+KM_DEFINE_DIST(dist_rows_6x4, 6, 4)
+KM_DEFINE_DIST(dist_rows_1x4, 1, 4)
 
 void km_dist_direct(float *out, size_t ldo, const float *x, size_t ldx, size_t rows, size_t d,
                     const float *panels, size_t np)
 {
-    size_t r = 0;
-    for (; r + 6 <= rows; r += 6)
-        dist_rows_6(out + r * ldo, ldo, x + r * ldx, ldx, d, panels, np);
+    typedef void (*dist_fn)(float *, size_t, const float *, size_t, size_t, const float *, size_t);
+    static const dist_fn wide[4] = {dist_rows_16x1, dist_rows_12x2, dist_rows_8x3, dist_rows_6x4};
+    static const size_t block_rows[4] = {16, 12, 8, 6};
+    size_t sel = np <= 4 ? np - 1 : 3, R = block_rows[sel], r = 0;
+    for (; r + R <= rows; r += R)
+        wide[sel](out + r * ldo, ldo, x + r * ldx, ldx, d, panels, np);
     for (; r < rows; r++)
-        dist_rows_1(out + r * ldo, ldo, x + r * ldx, ldx, d, panels, np);
+        dist_rows_1x4(out + r * ldo, ldo, x + r * ldx, ldx, d, panels, np);
 }
-
 
 /* Small d: 16 rows per register (one lane per row), every center broadcast
  * in turn, so no horizontal reductions at all. Rows are padded with zeros to
@@ -311,32 +317,32 @@ static const int32_t transpose_16[4][2][16] = {
      {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
 };
 
-/* Loads rows r0.. (at most 16, `left` of them) of width d padded to W and
- * leaves coordinate f of row i in lane i of xf[f]. */
+/* Loads `left` (<= 16) rows of width d padded to W and leaves coordinate f
+ * of row i in lane i of xf[f]. Row i starts at base + (idx ? idx[i] : i) * ldx. */
 KM_INLINE void load_transposed(__m512 xf[16], const float *base, size_t ldx, size_t left, size_t d,
-                               const int W)
+                               const uint32_t *idx, const int W)
 {
+#define KM_ROW(i) (base + (idx != NULL ? (size_t)idx[i] : (size_t)(i)) * ldx)
     const int rpr = KM_LANES / W; /* rows per register before the transpose */
 #pragma GCC unroll 16
     for (int g = 0; g < W; g++) {
         if (W == 16) {
             size_t r = (size_t)g;
-            xf[g] = r < left ? _mm512_maskz_loadu_ps((__mmask16)((1u << d) - 1u), base + r * ldx)
+            xf[g] = r < left ? _mm512_maskz_loadu_ps((__mmask16)((1u << d) - 1u), KM_ROW(r))
                              : _mm512_setzero_ps();
         } else if (W == 8) {
             size_t r = (size_t)g * 2;
             __mmask8 m = (__mmask8)((1u << d) - 1u);
-            __m256 lo = r < left ? _mm256_maskz_loadu_ps(m, base + r * ldx) : _mm256_setzero_ps();
-            __m256 hi = r + 1 < left ? _mm256_maskz_loadu_ps(m, base + (r + 1) * ldx)
-                                     : _mm256_setzero_ps();
+            __m256 lo = r < left ? _mm256_maskz_loadu_ps(m, KM_ROW(r)) : _mm256_setzero_ps();
+            __m256 hi = r + 1 < left ? _mm256_maskz_loadu_ps(m, KM_ROW(r + 1)) : _mm256_setzero_ps();
             xf[g] = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
         } else {
             size_t r = (size_t)g * 4;
             __mmask8 m = (__mmask8)((1u << d) - 1u);
-            __m128 q0 = r < left ? _mm_maskz_loadu_ps(m, base + r * ldx) : _mm_setzero_ps();
-            __m128 q1 = r + 1 < left ? _mm_maskz_loadu_ps(m, base + (r + 1) * ldx) : _mm_setzero_ps();
-            __m128 q2 = r + 2 < left ? _mm_maskz_loadu_ps(m, base + (r + 2) * ldx) : _mm_setzero_ps();
-            __m128 q3 = r + 3 < left ? _mm_maskz_loadu_ps(m, base + (r + 3) * ldx) : _mm_setzero_ps();
+            __m128 q0 = r < left ? _mm_maskz_loadu_ps(m, KM_ROW(r)) : _mm_setzero_ps();
+            __m128 q1 = r + 1 < left ? _mm_maskz_loadu_ps(m, KM_ROW(r + 1)) : _mm_setzero_ps();
+            __m128 q2 = r + 2 < left ? _mm_maskz_loadu_ps(m, KM_ROW(r + 2)) : _mm_setzero_ps();
+            __m128 q3 = r + 3 < left ? _mm_maskz_loadu_ps(m, KM_ROW(r + 3)) : _mm_setzero_ps();
             __m512 v = _mm512_castps128_ps512(q0);
             v = _mm512_insertf32x4(v, q1, 1);
             v = _mm512_insertf32x4(v, q2, 2);
@@ -344,6 +350,7 @@ KM_INLINE void load_transposed(__m512 xf[16], const float *base, size_t ldx, siz
         }
     }
     (void)rpr;
+#undef KM_ROW
     const int stages = W == 4 ? 2 : W == 8 ? 3 : 4;
 #pragma GCC unroll 4
     for (int s = 0; s < stages; s++) {
@@ -368,7 +375,7 @@ KM_INLINE void small_rows(sm_cluster_id *labels, float *out, const float *x, siz
         size_t left = rows - r0;
         __mmask16 valid = left >= KM_LANES ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         __m512 xf[16];
-        load_transposed(xf, x + r0 * ldx, ldx, left, d, W);
+        load_transposed(xf, x + r0 * ldx, ldx, left, d, NULL, W);
         __m512 best = _mm512_set1_ps(INFINITY);
         __m512i index = _mm512_setzero_si512();
         for (size_t j = 0; j < k; j++) {
@@ -415,6 +422,68 @@ void km_argmin_small(sm_cluster_id *labels, float *dist2, const float *x, size_t
         small_8(labels, dist2, x, ldx, rows, d, cp, k);
     else
         small_16(labels, dist2, x, ldx, rows, d, cp, k);
+}
+
+/* Best and second-best center of gathered rows, 16 rows per register. */
+KM_INLINE void best2_rows(sm_cluster_id *best, float *d1, float *d2, float *allt, const float *x,
+                          size_t ld, const uint32_t *idx, size_t count, size_t d, const float *cp,
+                          size_t k, const int W)
+{
+    for (size_t r0 = 0; r0 < count; r0 += KM_LANES) {
+        size_t left = count - r0;
+        __mmask16 valid = left >= KM_LANES ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __m512 xf[16];
+        load_transposed(xf, x, ld, left, d, idx + r0, W);
+        __m512 b1 = _mm512_set1_ps(INFINITY), b2 = b1;
+        __m512i i1 = _mm512_setzero_si512();
+        float *at = allt != NULL ? allt + r0 * k : NULL;
+        for (size_t j = 0; j < k; j++) {
+            const float *cj = cp + j * (size_t)W;
+            __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 16
+            for (int f = 0; f < W; f++) {
+                __m512 t = _mm512_sub_ps(xf[f], _mm512_set1_ps(cj[f]));
+                acc = _mm512_fmadd_ps(t, t, acc);
+            }
+            if (at != NULL)
+                _mm512_storeu_ps(at + j * KM_LANES, acc);
+            __mmask16 lt = _mm512_cmp_ps_mask(acc, b1, _CMP_LT_OQ);
+            b2 = _mm512_mask_mov_ps(_mm512_min_ps(b2, acc), lt, b1);
+            b1 = _mm512_mask_mov_ps(b1, lt, acc);
+            i1 = _mm512_mask_mov_epi32(i1, lt, _mm512_set1_epi32((int)j));
+        }
+        _mm512_mask_storeu_epi32(best + r0, valid, i1);
+        _mm512_mask_storeu_ps(d1 + r0, valid, b1);
+        _mm512_mask_storeu_ps(d2 + r0, valid, b2);
+    }
+}
+
+static void best2_4(sm_cluster_id *b, float *d1, float *d2, float *a, const float *x, size_t ld,
+                    const uint32_t *idx, size_t count, size_t d, const float *cp, size_t k)
+{
+    best2_rows(b, d1, d2, a, x, ld, idx, count, d, cp, k, 4);
+}
+static void best2_8(sm_cluster_id *b, float *d1, float *d2, float *a, const float *x, size_t ld,
+                    const uint32_t *idx, size_t count, size_t d, const float *cp, size_t k)
+{
+    best2_rows(b, d1, d2, a, x, ld, idx, count, d, cp, k, 8);
+}
+static void best2_16(sm_cluster_id *b, float *d1, float *d2, float *a, const float *x, size_t ld,
+                     const uint32_t *idx, size_t count, size_t d, const float *cp, size_t k)
+{
+    best2_rows(b, d1, d2, a, x, ld, idx, count, d, cp, k, 16);
+}
+
+void km_small_best2(sm_cluster_id *best, float *d1, float *d2, float *allt, const float *x,
+                    size_t ld, const uint32_t *idx, size_t count, size_t d, const float *cp, size_t k)
+{
+    size_t w = km_small_width(d);
+    if (w == 4)
+        best2_4(best, d1, d2, allt, x, ld, idx, count, d, cp, k);
+    else if (w == 8)
+        best2_8(best, d1, d2, allt, x, ld, idx, count, d, cp, k);
+    else
+        best2_16(best, d1, d2, allt, x, ld, idx, count, d, cp, k);
 }
 
 #else /* portable path: the same arithmetic lane by lane */
@@ -497,6 +566,36 @@ void km_argmin_small(sm_cluster_id *labels, float *dist2, const float *x, size_t
         labels[r] = (sm_cluster_id)best_j;
         if (dist2 != NULL)
             dist2[r] = best;
+    }
+}
+
+void km_small_best2(sm_cluster_id *best, float *d1, float *d2, float *allt, const float *x,
+                    size_t ld, const uint32_t *idx, size_t count, size_t d, const float *cp, size_t k)
+{
+    size_t w = km_small_width(d);
+    for (size_t r = 0; r < count; r++) {
+        const float *xr = x + (size_t)idx[r] * ld;
+        float b1 = INFINITY, b2 = INFINITY;
+        size_t i1 = 0;
+        for (size_t j = 0; j < k; j++) {
+            float acc = 0.0f;
+            for (size_t f = 0; f < d; f++) {
+                float t = xr[f] - cp[j * w + f];
+                acc = fmaf(t, t, acc);
+            }
+            if (allt != NULL)
+                allt[(r / KM_LANES) * KM_LANES * k + j * KM_LANES + r % KM_LANES] = acc;
+            if (acc < b1) {
+                b2 = b1;
+                b1 = acc;
+                i1 = j;
+            } else if (acc < b2) {
+                b2 = acc;
+            }
+        }
+        best[r] = (sm_cluster_id)i1;
+        d1[r] = b1;
+        d2[r] = b2;
     }
 }
 

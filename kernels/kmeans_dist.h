@@ -57,6 +57,14 @@ void km_pack_small(float *cp, const float *c, size_t ldc, size_t k, size_t d);
 void km_argmin_small(sm_cluster_id *labels, float *dist2, const float *x, size_t ldx, size_t rows,
                      size_t d, const float *cp, size_t k);
 
+/* For `count` rows x + idx[r] * ld and the centers packed by km_pack_small
+ * (d <= 16): best[r] = nearest center (ties: smallest index), d1[r] its
+ * squared distance, d2[r] the second smallest (ties count: a tie gives
+ * d2 == d1). When allt is not NULL it receives every squared distance in
+ * groups of 16 rows: row r, center j at allt[(r / 16) * 16 * k + j * 16 + r % 16]. */
+void km_small_best2(sm_cluster_id *best, float *d1, float *d2, float *allt, const float *x,
+                    size_t ld, const uint32_t *idx, size_t count, size_t d, const float *cp, size_t k);
+
 /* The dot family: xc holds `rows` rows already shifted by the mean
  * (leading dimension d, 64-byte aligned). keys[r] (if not NULL) receives
  * ||c'||^2 - 2 x'.c' of the winner; add ||x'||^2 for the squared distance. */

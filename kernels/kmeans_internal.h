@@ -17,6 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "kernels/core.h"
 #include "kernels/kmeans_dist.h"
 #include "kernels/rng.h"
@@ -33,7 +37,8 @@
 
 /* Per-chunk accumulator: sums (or deltas) of rows per cluster, in double. */
 typedef struct km_part {
-    double *sum;        /* k x d, rows zeroed lazily on first touch */
+    double *sum;        /* k x dpad (dpad = d rounded up to 8), rows zeroed lazily on first
+                           touch; the padding stays 0 */
     int64_t *count;     /* k */
     uint8_t *touched;   /* k: row j of sum/count is live in this pass */
     uint64_t changed;   /* labels changed */
@@ -51,6 +56,7 @@ struct km_ctx {
     sm_kmeans_algorithm algorithm; /* resolved */
     const float *x;
     size_t n, d, ld, k;
+    size_t dpad;        /* d rounded up to a multiple of 8: row stride of the partials */
     int n_threads;
 
     /* data statistics */
@@ -108,23 +114,45 @@ struct km_ctx {
 
 /* --- kmeans.c: the pass machinery ---------------------------------------- */
 
-/* Adds (sign +1) or removes (sign -1) row x from cluster j of a chunk part. */
-static inline void km_part_add(km_part *pt, size_t j, const float *x, size_t d, int sign)
+/* s[0..dpad) += x[0..d) (sign +1) or -= (sign -1), in double; s is 64-byte
+ * aligned with dpad a multiple of 8, so whole registers load and store it. */
+static inline void km_row_add(double *s, const float *x, size_t d, int sign)
 {
-    double *s = pt->sum + j * d;
-    if (!pt->touched[j]) {
-        pt->touched[j] = 1;
-        pt->count[j] = 0;
-        for (size_t f = 0; f < d; f++)
-            s[f] = 0.0;
+#if defined(__AVX512F__)
+    size_t f = 0;
+    for (; f + 8 <= d; f += 8) {
+        __m512d v = _mm512_cvtps_pd(_mm256_loadu_ps(x + f));
+        __m512d a = _mm512_load_pd(s + f);
+        _mm512_store_pd(s + f, sign > 0 ? _mm512_add_pd(a, v) : _mm512_sub_pd(a, v));
     }
-    pt->count[j] += sign;
+    if (f < d) {
+        __m512d v = _mm512_cvtps_pd(_mm256_maskz_loadu_ps((__mmask8)((1u << (d - f)) - 1u), x + f));
+        __m512d a = _mm512_load_pd(s + f);
+        _mm512_store_pd(s + f, sign > 0 ? _mm512_add_pd(a, v) : _mm512_sub_pd(a, v));
+    }
+#else
     if (sign > 0)
         for (size_t f = 0; f < d; f++)
             s[f] += (double)x[f];
     else
         for (size_t f = 0; f < d; f++)
             s[f] -= (double)x[f];
+#endif
+}
+
+/* Adds (sign +1) or removes (sign -1) row x from cluster j of a chunk part. */
+static inline void km_part_add(km_part *pt, size_t j, const float *x, size_t d, size_t dpad,
+                               int sign)
+{
+    double *s = pt->sum + j * dpad;
+    if (!pt->touched[j]) {
+        pt->touched[j] = 1;
+        pt->count[j] = 0;
+        for (size_t f = 0; f < dpad; f++)
+            s[f] = 0.0;
+    }
+    pt->count[j] += sign;
+    km_row_add(s, x, d, sign);
 }
 
 /* Runs c->rows_fn over every chunk in parallel, then folds the chunk parts

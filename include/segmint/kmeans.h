@@ -163,6 +163,15 @@ SM_API int sm_kmeans_create(const sm_kmeans_params *params, sm_kmeans **out, sm_
  */
 SM_API int sm_kmeans_fit(sm_kmeans *km, const float *x, const float *init_centers, sm_error *err);
 
+/**
+ * Runs only the configured initialisation (that of restart 0, as sm_kmeans_fit
+ * would) and writes the k x d initial centers (row-major, leading dimension d)
+ * into `centers`. Lets several implementations start from the same centers.
+ * @return SM_OK, SM_ERR_INVALID_ARG (NULL x or centers, or init is 'given'),
+ *         SM_ERR_NOMEM, SM_ERR_CANCELLED. The object's fitted state is unchanged.
+ */
+SM_API int sm_kmeans_init_centers(sm_kmeans *km, const float *x, float *centers, sm_error *err);
+
 /** True after a successful sm_kmeans_fit. */
 SM_API bool sm_kmeans_is_fitted(const sm_kmeans *km);
 
