@@ -17,7 +17,9 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/fim.h"
 #include "segmint/kmeans.h"
+#include "segmint/store.h"
 
 #ifdef __cplusplus
 extern "C" {
