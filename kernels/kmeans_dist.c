@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/core.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -486,6 +488,65 @@ void km_small_best2(sm_cluster_id *best, float *d1, float *d2, float *allt, cons
         best2_16(best, d1, d2, allt, x, ld, idx, count, d, cp, k);
 }
 
+/* Squared distances of up to 16 rows to L candidates, rows in lanes: d is
+ * walked in chunks of W coordinates, each chunk transposed once and compared
+ * with every candidate. Candidates are zero-padded to a multiple of W, and
+ * the transposed rows are zero beyond d, so padding adds exact zeros. */
+KM_INLINE void cand_block(float *out, const float *x, size_t ld, size_t rows, size_t d,
+                          const float *cand, size_t ldc, size_t L, const int W)
+{
+    __m512 acc[KM_LANES];
+    for (size_t t = 0; t < L; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (size_t f0 = 0; f0 < d; f0 += (size_t)W) {
+        size_t w = SM_MIN((size_t)W, d - f0);
+        __m512 xf[16];
+        load_transposed(xf, x + f0, ld, rows, w, NULL, W);
+        for (size_t t = 0; t < L; t++) {
+            const float *ct = cand + t * ldc + f0;
+            __m512 a = acc[t];
+#pragma GCC unroll 16
+            for (int f = 0; f < W; f++) {
+                __m512 u = _mm512_sub_ps(xf[f], _mm512_set1_ps(ct[f]));
+                a = _mm512_fmadd_ps(u, u, a);
+            }
+            acc[t] = a;
+        }
+    }
+    for (size_t t = 0; t < L; t++)
+        _mm512_storeu_ps(out + t * KM_LANES, acc[t]);
+}
+
+static void cand_block_4(float *out, const float *x, size_t ld, size_t rows, size_t d,
+                         const float *cand, size_t ldc, size_t L)
+{
+    cand_block(out, x, ld, rows, d, cand, ldc, L, 4);
+}
+
+static void cand_block_8(float *out, const float *x, size_t ld, size_t rows, size_t d,
+                         const float *cand, size_t ldc, size_t L)
+{
+    cand_block(out, x, ld, rows, d, cand, ldc, L, 8);
+}
+
+static void cand_block_16(float *out, const float *x, size_t ld, size_t rows, size_t d,
+                          const float *cand, size_t ldc, size_t L)
+{
+    cand_block(out, x, ld, rows, d, cand, ldc, L, 16);
+}
+
+void km_candidate_dists(float *out, const float *x, size_t ld, size_t rows, size_t d,
+                        const float *cand, size_t ldc, size_t L)
+{
+    size_t w = km_candidate_width(d);
+    if (w == 4)
+        cand_block_4(out, x, ld, rows, d, cand, ldc, L);
+    else if (w == 8)
+        cand_block_8(out, x, ld, rows, d, cand, ldc, L);
+    else
+        cand_block_16(out, x, ld, rows, d, cand, ldc, L);
+}
+
 #else /* portable path: the same arithmetic lane by lane */
 
 static void lane_values(float v[KM_LANES], const float *x, size_t d, const float *pan,
@@ -597,6 +658,20 @@ void km_small_best2(sm_cluster_id *best, float *d1, float *d2, float *allt, cons
         d1[r] = b1;
         d2[r] = b2;
     }
+}
+
+void km_candidate_dists(float *out, const float *x, size_t ld, size_t rows, size_t d,
+                        const float *cand, size_t ldc, size_t L)
+{
+    for (size_t t = 0; t < L; t++)
+        for (size_t r = 0; r < KM_LANES; r++) {
+            float acc = 0.0f;
+            for (size_t f = 0; r < rows && f < d; f++) {
+                float u = x[r * ld + f] - cand[t * ldc + f];
+                acc = fmaf(u, u, acc);
+            }
+            out[t * KM_LANES + r] = acc;
+        }
 }
 
 void km_dist_direct(float *out, size_t ldo, const float *x, size_t ldx, size_t rows, size_t d,

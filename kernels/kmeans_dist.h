@@ -65,6 +65,20 @@ void km_argmin_small(sm_cluster_id *labels, float *dist2, const float *x, size_t
 void km_small_best2(sm_cluster_id *best, float *d1, float *d2, float *allt, const float *x,
                     size_t ld, const uint32_t *idx, size_t count, size_t d, const float *cp, size_t k);
 
+/* Candidate rows passed to km_candidate_dists are zero-padded to a multiple
+ * of this width (4, 8 or 16). */
+static inline size_t km_candidate_width(size_t d)
+{
+    return d <= 4 ? 4 : d <= 8 ? 8 : 16;
+}
+
+/* Squared distances of `rows` (<= 16) rows x (leading dimension ld) to L
+ * (<= 16) candidates (L rows of ldc floats, ldc = d rounded up to
+ * km_candidate_width(d), zero padded): out[t * 16 + r]; lanes r >= rows
+ * hold 0. Rows are transposed in registers, so every lane works. */
+void km_candidate_dists(float *out, const float *x, size_t ld, size_t rows, size_t d,
+                        const float *cand, size_t ldc, size_t L);
+
 /* The dot family: xc holds `rows` rows already shifted by the mean
  * (leading dimension d, 64-byte aligned). keys[r] (if not NULL) receives
  * ||c'||^2 - 2 x'.c' of the winner; add ||x'||^2 for the squared distance. */

@@ -14,6 +14,7 @@
 
 #include "kernels/kmeans_internal.h"
 
+
 enum { STREAM_SEQUENTIAL = 0 };
 
 /* Rows per distance-kernel call inside a block. */
@@ -24,6 +25,7 @@ typedef struct pp_state {
     size_t m, ldp, d;
     const double *w;       /* NULL = all 1 */
     float *closest;        /* m: squared distance to the nearest chosen center */
+    float **mins;          /* trials buffers of m: min(closest, distance to candidate t) */
     double *block_mass;    /* nb: sum of w * closest per block, in row order */
     double *block_prefix;  /* nb + 1 */
     size_t nb;
@@ -57,9 +59,9 @@ static size_t pp_search(const pp_state *s, double r)
     return last_positive;
 }
 
-/* closest[i] = min(closest[i], |x_i - center|^2) (or = when `first`) and
- * the block masses and prefix sums after it. */
-static void pp_update(km_ctx *c, pp_state *s, const float *center, bool first)
+/* closest[i] = |x_i - center|^2 for the first center, then the block
+ * masses and prefix sums. */
+static void pp_first(km_ctx *c, pp_state *s, const float *center)
 {
 #pragma omp parallel for num_threads(c->n_threads) schedule(dynamic, 1)
     for (size_t b = 0; b < s->nb; b++) {
@@ -67,11 +69,73 @@ static void pp_update(km_ctx *c, pp_state *s, const float *center, bool first)
         double mass = 0.0;
         for (size_t i = i0; i < i1; i++) {
             float v = km_dist2(s->pts + i * s->ldp, center, s->d);
-            if (!first && s->closest[i] < v)
-                v = s->closest[i];
             s->closest[i] = v;
             mass += (s->w ? s->w[i] : 1.0) * v;
         }
+        s->block_mass[b] = mass;
+    }
+    s->block_prefix[0] = 0.0;
+    for (size_t b = 0; b < s->nb; b++)
+        s->block_prefix[b + 1] = s->block_prefix[b] + s->block_mass[b];
+}
+
+/* acc[t] = sum over rows [i0, i1) of w * min(closest, |x - cand_t|^2). */
+static void pp_block_potentials(double *acc, float *dist, const pp_state *s, size_t i0, size_t i1,
+                                const float *cand, size_t ldc, size_t trials)
+{
+    for (size_t t0 = 0; t0 < trials; t0 += KM_LANES) {
+        size_t L = SM_MIN((size_t)KM_LANES, trials - t0);
+#if defined(__AVX512F__)
+        __m512d lo[KM_LANES], hi[KM_LANES];
+        for (size_t t = 0; t < L; t++)
+            lo[t] = hi[t] = _mm512_setzero_pd();
+        for (size_t r0 = i0; r0 < i1; r0 += KM_LANES) {
+            size_t rows = SM_MIN((size_t)KM_LANES, i1 - r0);
+            __mmask16 valid = (__mmask16)(rows == KM_LANES ? 0xFFFFu : (1u << rows) - 1u);
+            km_candidate_dists(dist, s->pts + r0 * s->ldp, s->ldp, rows, s->d, cand + t0 * ldc, ldc, L);
+            __m512 cl = _mm512_maskz_loadu_ps(valid, s->closest + r0);
+            __m512d wlo = _mm512_set1_pd(1.0), whi = wlo;
+            if (s->w != NULL) {
+                wlo = _mm512_maskz_loadu_pd((__mmask8)valid, s->w + r0);
+                whi = _mm512_maskz_loadu_pd((__mmask8)(valid >> 8), s->w + r0 + 8);
+            }
+            for (size_t t = 0; t < L; t++) {
+                __m512 v = _mm512_min_ps(_mm512_loadu_ps(dist + t * KM_LANES), cl);
+                v = _mm512_maskz_mov_ps(valid, v);
+                _mm512_mask_storeu_ps(s->mins[t0 + t] + r0, valid, v);
+                lo[t] = _mm512_fmadd_pd(wlo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)), lo[t]);
+                hi[t] = _mm512_fmadd_pd(whi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)), hi[t]);
+            }
+        }
+        for (size_t t = 0; t < L; t++)
+            acc[t0 + t] = _mm512_reduce_add_pd(_mm512_add_pd(lo[t], hi[t]));
+#else
+        for (size_t t = 0; t < L; t++)
+            acc[t0 + t] = 0.0;
+        for (size_t r0 = i0; r0 < i1; r0 += KM_LANES) {
+            size_t rows = SM_MIN((size_t)KM_LANES, i1 - r0);
+            km_candidate_dists(dist, s->pts + r0 * s->ldp, s->ldp, rows, s->d, cand + t0 * ldc, ldc, L);
+            for (size_t t = 0; t < L; t++)
+                for (size_t r = 0; r < rows; r++) {
+                    float v = dist[t * KM_LANES + r], cl = s->closest[r0 + r];
+                    v = v < cl ? v : cl;
+                    s->mins[t0 + t][r0 + r] = v;
+                    acc[t0 + t] += (s->w ? s->w[r0 + r] : 1.0) * (double)v;
+                }
+        }
+#endif
+    }
+}
+
+/* Block masses and prefix sums of w * closest (row order within a block). */
+static void pp_masses(km_ctx *c, pp_state *s)
+{
+#pragma omp parallel for num_threads(c->n_threads) schedule(dynamic, 1)
+    for (size_t b = 0; b < s->nb; b++) {
+        size_t i1 = SM_MIN(s->m, (b + 1) * SM_REDUCE_BLOCK);
+        double mass = 0.0;
+        for (size_t i = b * SM_REDUCE_BLOCK; i < i1; i++)
+            mass += (s->w ? s->w[i] : 1.0) * s->closest[i];
         s->block_mass[b] = mass;
     }
     s->block_prefix[0] = 0.0;
@@ -103,19 +167,29 @@ int km_init_plusplus(km_ctx *c, float *out, const float *pts, size_t m, size_t l
     const size_t d = c->d;
     size_t trials = p->n_local_trials > 0 ? (size_t)p->n_local_trials
                                           : 2 + (size_t)log((double)k);
-    size_t np = km_panel_count(trials), lanes = np * KM_LANES;
-    pp_state s = {pts, m, ldp, d, weights, NULL, NULL, NULL, sm_block_count(m, SM_REDUCE_BLOCK)};
-    s.closest = sm_alloc_array(m, sizeof(float));
+    size_t lanes = KM_LANES * KM_LANES; /* per-thread distance block: 16 candidates x 16 rows */
+    pp_state s = {pts, m, ldp, d, weights, NULL, NULL, NULL, NULL, sm_block_count(m, SM_REDUCE_BLOCK)};
+    /* trials + 1 buffers of m floats: closest and one per candidate; choosing
+     * candidate t swaps its buffer in as the new closest (no second pass) */
+    float **bufs = sm_calloc(trials + 1, sizeof(float *));
+    bool bufs_ok = bufs != NULL;
+    for (size_t t = 0; bufs_ok && t <= trials; t++)
+        bufs_ok = (bufs[t] = sm_alloc_array(m, sizeof(float))) != NULL;
+    if (bufs_ok) {
+        s.closest = bufs[trials];
+        s.mins = bufs;
+    }
     s.block_mass = sm_alloc_array(s.nb, sizeof(double));
     s.block_prefix = sm_alloc_array(s.nb + 1, sizeof(double));
     double *pot_part = sm_alloc_array(s.nb, trials * sizeof(double));
     size_t *cand = sm_alloc_array(trials, sizeof(size_t));
-    float *cand_rows = sm_aligned_alloc(trials, d * sizeof(float));
-    float *panels = sm_aligned_alloc(np * d * KM_LANES, sizeof(float));
-    float *buf = sm_aligned_alloc((size_t)c->n_threads * INIT_SUB_ROWS, lanes * sizeof(float));
+    /* candidate rows zero-padded for km_candidate_dists */
+    const size_t cw = km_candidate_width(d), ldc = (d + cw - 1) / cw * cw;
+    float *cand_rows = sm_aligned_alloc(trials, ldc * sizeof(float));
+    float *buf = sm_aligned_alloc((size_t)c->n_threads, lanes * sizeof(float));
     int rc = SM_OK;
-    if (s.closest == NULL || s.block_mass == NULL || s.block_prefix == NULL || pot_part == NULL ||
-        cand == NULL || cand_rows == NULL || panels == NULL || buf == NULL) {
+    if (!bufs_ok || s.block_mass == NULL || s.block_prefix == NULL || pot_part == NULL ||
+        cand == NULL || cand_rows == NULL || buf == NULL) {
         rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for k-means++ (%zu rows)", m);
         goto out_free;
     }
@@ -123,35 +197,24 @@ int km_init_plusplus(km_ctx *c, float *out, const float *pts, size_t m, size_t l
     sm_rng_init(&rng, p->seed, stream);
     size_t first = draw_weighted(&rng, weights, m);
     memcpy(out, pts + first * ldp, d * sizeof(float));
-    pp_update(c, &s, out, true);
+    pp_first(c, &s, out);
     for (size_t ci = 1; ci < k; ci++) {
         double pot = s.block_prefix[s.nb];
         for (size_t t = 0; t < trials; t++) {
             cand[t] = pp_search(&s, sm_rng_uniform(&rng) * pot);
-            memcpy(cand_rows + t * d, pts + cand[t] * ldp, d * sizeof(float));
+            memcpy(cand_rows + t * ldc, pts + cand[t] * ldp, d * sizeof(float));
+            memset(cand_rows + t * ldc + d, 0, (ldc - d) * sizeof(float));
         }
-        km_pack_direct(panels, cand_rows, d, trials, d);
-        /* Potential of each candidate: sum of min(closest, |x - cand|^2). */
+        /* Potential of each candidate: sum of min(closest, |x - cand|^2),
+         * 16 rows at a time in 8-lane double accumulators (a fixed order). */
 #pragma omp parallel num_threads(c->n_threads)
         {
-            float *dist = buf + (size_t)omp_get_thread_num() * INIT_SUB_ROWS * lanes;
+            float *dist = buf + (size_t)omp_get_thread_num() * lanes;
 #pragma omp for schedule(dynamic, 1)
             for (size_t b = 0; b < s.nb; b++) {
                 double *acc = pot_part + b * trials;
-                for (size_t t = 0; t < trials; t++)
-                    acc[t] = 0.0;
                 size_t i1 = SM_MIN(m, (b + 1) * SM_REDUCE_BLOCK);
-                for (size_t i0 = b * SM_REDUCE_BLOCK; i0 < i1; i0 += INIT_SUB_ROWS) {
-                    size_t rows = SM_MIN((size_t)INIT_SUB_ROWS, i1 - i0);
-                    km_dist_direct(dist, lanes, pts + i0 * ldp, ldp, rows, d, panels, np);
-                    for (size_t r = 0; r < rows; r++) {
-                        float cl = s.closest[i0 + r];
-                        double w = weights ? weights[i0 + r] : 1.0;
-                        const float *dr = dist + r * lanes;
-                        for (size_t t = 0; t < trials; t++)
-                            acc[t] += w * (double)(dr[t] < cl ? dr[t] : cl);
-                    }
-                }
+                pp_block_potentials(acc, dist, &s, b * SM_REDUCE_BLOCK, i1, cand_rows, ldc, trials);
             }
         }
         size_t best = 0;
@@ -165,22 +228,27 @@ int km_init_plusplus(km_ctx *c, float *out, const float *pts, size_t m, size_t l
                 best = t;
             }
         }
-        memcpy(out + ci * d, cand_rows + best * d, d * sizeof(float));
-        pp_update(c, &s, out + ci * d, false);
-        c->n_distances += (uint64_t)m * (trials + 1);
+        memcpy(out + ci * d, cand_rows + best * ldc, d * sizeof(float));
+        float *t = bufs[best];
+        bufs[best] = bufs[trials];
+        bufs[trials] = t;
+        s.closest = t;
+        pp_masses(c, &s);
+        c->n_distances += (uint64_t)m * trials;
         if (sm_progress_report(&p->progress, "kmeans-init", ci + 1, k)) {
             rc = sm_error_set(err, SM_ERR_CANCELLED, "k-means++ cancelled");
             goto out_free;
         }
     }
 out_free:
-    sm_free(s.closest);
+    for (size_t t = 0; bufs != NULL && t <= trials; t++)
+        sm_free(bufs[t]);
+    sm_free(bufs);
     sm_free(s.block_mass);
     sm_free(s.block_prefix);
     sm_free(pot_part);
     sm_free(cand);
     sm_free(cand_rows);
-    sm_free(panels);
     sm_free(buf);
     return rc;
 }
