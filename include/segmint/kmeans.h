@@ -215,29 +215,38 @@ SM_API sm_kmeans_algorithm sm_kmeans_auto_algorithm(size_t n, size_t d, int k);
 /* --- cluster-quality indices (kernels/cluster_metrics.c) ------------------- */
 
 /**
- * Mean silhouette coefficient (Rousseeuw 1987) over a seeded uniform sample of
- * `sample_size` rows (all rows when 0 or >= n); distances from each sampled
- * row to every row are computed exactly, so the cost is sample_size * n * d.
- * Rows in singleton clusters score 0, as in scikit-learn.
+ * Mean silhouette coefficient (Rousseeuw 1987), as scikit-learn's
+ * silhouette_score: when 0 < sample_size < n, it is the silhouette of a
+ * seeded uniform sample of sample_size rows drawn without replacement (the
+ * sample is clustered as labelled), else of all rows. Cost: m^2 d for m rows;
+ * distances in float, sums in double, deterministic for a seed whatever the
+ * thread count. Rows alone in their cluster (within the sample) score 0.
  * @param[out] out     the mean silhouette in [-1, 1].
- * @param[in]  labels  n labels in 0..k-1; at least 2 and at most n-1 distinct.
- * @return SM_OK, SM_ERR_INVALID_ARG (fewer than 2 clusters, label >= k), SM_ERR_NOMEM.
+ * @param[in]  labels  n labels in 0..k-1.
+ * @return SM_OK, SM_ERR_INVALID_ARG (a label >= k, or fewer than 2 or more than
+ *         m - 1 distinct labels in the rows used), SM_ERR_NOMEM.
  */
 SM_API int sm_silhouette_score(double *out, const float *x, size_t n, size_t d, size_t ld,
                                const sm_cluster_id *labels, int k, size_t sample_size,
                                uint64_t seed, int n_threads, sm_error *err);
 
 /**
- * Calinski-Harabasz index (between/within dispersion ratio, higher is better).
- * @return SM_OK, SM_ERR_INVALID_ARG (fewer than 2 non-empty clusters or a label >= k), SM_ERR_NOMEM.
+ * Calinski-Harabasz index (Calinski & Harabasz 1974): between- over
+ * within-cluster dispersion times (n - m) / (m - 1) for m non-empty clusters;
+ * higher is better; 1 when the within dispersion is 0 (scikit-learn's rule).
+ * @return SM_OK, SM_ERR_INVALID_ARG (a label >= k, or fewer than 2 or more than
+ *         n - 1 non-empty clusters), SM_ERR_NOMEM.
  */
 SM_API int sm_calinski_harabasz_score(double *out, const float *x, size_t n, size_t d, size_t ld,
                                       const sm_cluster_id *labels, int k, int n_threads,
                                       sm_error *err);
 
 /**
- * Davies-Bouldin index (mean worst similarity ratio, lower is better).
- * @return SM_OK, SM_ERR_INVALID_ARG (fewer than 2 non-empty clusters or a label >= k), SM_ERR_NOMEM.
+ * Davies-Bouldin index (Davies & Bouldin 1979): the mean over clusters of the
+ * largest (s_i + s_j) / |c_i - c_j|, s = mean distance to the centroid; lower
+ * is better; 0 when all s or all centroid distances are 0 (scikit-learn's rule).
+ * @return SM_OK, SM_ERR_INVALID_ARG (a label >= k, or fewer than 2 or more than
+ *         n - 1 non-empty clusters), SM_ERR_NOMEM.
  */
 SM_API int sm_davies_bouldin_score(double *out, const float *x, size_t n, size_t d, size_t ld,
                                    const sm_cluster_id *labels, int k, int n_threads,
