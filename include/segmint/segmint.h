@@ -20,6 +20,7 @@
 #include "segmint/clv.h"
 #include "segmint/rfm.h"
 #include "segmint/fim.h"
+#include "segmint/kmeans.h"
 #include "segmint/store.h"
 
 #ifdef __cplusplus
