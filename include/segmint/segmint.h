@@ -17,6 +17,7 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/anomaly.h"
 
 #ifdef __cplusplus
 extern "C" {

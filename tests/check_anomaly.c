@@ -1,0 +1,729 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Anomaly detection: Isolation Forest (c(n), hand cases, planted outliers,
+ * determinism, model format and corruption), the robust detectors
+ * (centroid/MAD, MCD Mahalanobis, per-customer transactions) and thresholds.
+ * Oracles: hand calculations, naive reference implementations written here
+ * independently of the kernels (a preorder tree walker that reads the
+ * documented model format; sort-based medians; dense covariance by
+ * definition), and invariants.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/core.h"
+#include "kernels/rng.h"
+#include "segmint/anomaly.h"
+#include "testutil.h"
+
+/* --- helpers ------------------------------------------------------------- */
+
+/* n x d Gaussian blob (mean 0, sd 1), row-major with leading dimension ld. */
+static float *gaussian(size_t n, size_t d, size_t ld, uint64_t seed)
+{
+    float *x = calloc(n * ld + 1, sizeof *x);
+    sm_rng r;
+    sm_rng_init(&r, seed, 777);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++)
+            x[i * ld + j] = (float)sm_rng_normal(&r);
+    return x;
+}
+
+static sm_iforest *fit_forest(const float *x, size_t n, size_t d, size_t ld, uint32_t trees,
+                              uint32_t psi, uint64_t seed, int threads)
+{
+    sm_iforest_params p;
+    sm_iforest_params_init(&p);
+    p.n_trees = trees;
+    p.sample_size = psi;
+    p.seed = seed;
+    p.n_threads = threads;
+    sm_iforest *f = NULL;
+    sm_error err;
+    int rc = sm_iforest_fit(&p, x, n, d, ld, &f, &err);
+    ck_assert_msg(rc == SM_OK, "fit failed: %s", err.msg);
+    return f;
+}
+
+static uint8_t *serialize(const sm_iforest *f, size_t *len)
+{
+    *len = sm_iforest_serialized_size(f);
+    uint8_t *buf = malloc(*len);
+    ck_assert_int_eq(sm_iforest_serialize(f, buf, *len, NULL), SM_OK);
+    return buf;
+}
+
+/* --- the naive reference: reads the documented format, walks preorder ---- */
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Restores the trailing FNV-1a hash after a test edits a model. */
+static void rehash(uint8_t *buf, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i + 8 < len; i++) {
+        h ^= buf[i];
+        h *= 0x100000001b3ull;
+    }
+    for (int i = 0; i < 8; i++)
+        buf[len - 8 + i] = (uint8_t)(h >> (8 * i));
+}
+
+/* c(n) written from the paper's definition with the harmonic number summed
+ * exactly, to check the kernel's ln(i) + gamma form where they agree. */
+static double ref_c_exact(uint64_t n)
+{
+    if (n <= 1)
+        return 0.0;
+    if (n == 2)
+        return 1.0;
+    double h = 0.0;
+    for (uint64_t i = 1; i < n; i++)
+        h += 1.0 / (double)i;
+    return 2.0 * h - 2.0 * (double)(n - 1) / (double)n;
+}
+
+static double ref_c(uint64_t n)
+{
+    if (n <= 1)
+        return 0.0;
+    if (n == 2)
+        return 1.0;
+    return 2.0 * (log((double)(n - 1)) + 0.5772156649015329) - 2.0 * (double)(n - 1) / (double)n;
+}
+
+/* Path length of row v in the preorder subtree starting at node *pos. */
+static double ref_path(const uint8_t *nodes, uint64_t *pos, const float *v, double depth,
+                       double *result)
+{
+    uint32_t a = rd32(nodes + 8 * *pos), b = rd32(nodes + 8 * *pos + 4);
+    (*pos)++;
+    if (a == 0xFFFFFFFFu) {
+        if (*result < 0)
+            *result = depth + ref_c(b);
+        return 0;
+    }
+    float t;
+    memcpy(&t, &b, sizeof t);
+    /* Visit both subtrees to advance pos; only the taken one sets result. */
+    double taken_left = v[a] <= t;
+    double left = -1, right = -1;
+    ref_path(nodes, pos, v, depth + 1, &left);
+    ref_path(nodes, pos, v, depth + 1, &right);
+    if (*result < 0)
+        *result = taken_left ? left : right;
+    return 0;
+}
+
+static void ref_score(double *scores, const uint8_t *model, const float *x, size_t n, size_t ld)
+{
+    uint32_t trees = rd32(model + 12), psi = rd32(model + 16);
+    const uint8_t *counts = model + 48;
+    const uint8_t *nodes = counts + 4 * (size_t)trees;
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0;
+        uint64_t pos = 0;
+        for (uint32_t t = 0; t < trees; t++) {
+            double h = -1;
+            uint64_t before = pos;
+            ref_path(nodes, &pos, x + i * ld, 0, &h);
+            ck_assert_uint_eq(pos - before, rd32(counts + 4 * t));
+            sum += h;
+        }
+        scores[i] = pow(2.0, -(sum / trees) / ref_c(psi));
+    }
+}
+
+/* --- Isolation Forest: core ---------------------------------------------- */
+
+START_TEST(iforest_c_hand_values)
+{
+    ck_assert_double_eq(sm_iforest_c(0), 0.0);
+    ck_assert_double_eq(sm_iforest_c(1), 0.0);
+    ck_assert_double_eq(sm_iforest_c(2), 1.0);
+    /* c(3) = 2 (ln 2 + gamma) - 4/3 = 1.2073924...; c(256) = 2 (ln 255 + gamma) - 510/256. */
+    ck_assert_double_eq_tol(sm_iforest_c(3), 1.20739236, 1e-7);
+    ck_assert_double_eq_tol(sm_iforest_c(256), 10.2447709, 1e-7);
+    /* H(i) ~ ln(i) + gamma is off by ~1/(2i): within 1/i of the exact sum. */
+    for (uint64_t n = 3; n < 2000; n += 37)
+        ck_assert_double_eq_tol(sm_iforest_c(n), ref_c_exact(n), 1.0 / (double)(n - 1));
+}
+END_TEST
+
+START_TEST(iforest_two_points_score_half)
+{
+    /* psi = 2: height limit 1, the root splits the two points into leaves of
+     * size 1 at depth 1, so h = 1 = c(2) and s = 2^-1 for any row. */
+    float x[4] = {0.0f, 5.0f, 1.0f, -3.0f};
+    sm_iforest *f = fit_forest(x, 2, 2, 2, 50, 256, sm_test_seed(1), 0);
+    ck_assert_uint_eq(sm_iforest_sample_size(f), 2);
+    ck_assert_uint_eq(sm_iforest_depth_limit(f), 1);
+    double s[2];
+    ck_assert_int_eq(sm_iforest_score(f, s, x, 2, 2, 2, 0, NULL, NULL), SM_OK);
+    ck_assert_double_eq(s[0], 0.5);
+    ck_assert_double_eq(s[1], 0.5);
+    sm_iforest_destroy(f);
+}
+END_TEST
+
+START_TEST(iforest_three_points_hand_expectation)
+{
+    /* 1-D points {0, 1, 10}, psi = 3, limit 2. The root threshold is uniform
+     * in [0, 10): with p = 0.1 it isolates 0, else 10. So h(1) = 2 always,
+     * E h(10) = 0.9*1 + 0.1*2 = 1.1 and E h(0) = 1.9. With 20000 trees the
+     * sd of the mean of h(10) is 0.3/sqrt(20000) = 0.0021; allow 5 sd. */
+    float x[3] = {0.0f, 1.0f, 10.0f};
+    sm_iforest *f = fit_forest(x, 3, 1, 1, 20000, 256, sm_test_seed(2), 0);
+    double s[3];
+    ck_assert_int_eq(sm_iforest_score(f, s, x, 3, 1, 1, 0, NULL, NULL), SM_OK);
+    double c3 = sm_iforest_c(3);
+    ck_assert_double_eq_tol(s[1], pow(2.0, -2.0 / c3), 1e-12);
+    double h10 = -log2(s[2]) * c3, h0 = -log2(s[0]) * c3;
+    ck_assert_double_eq_tol(h10, 1.1, 5 * 0.0021);
+    ck_assert_double_eq_tol(h0, 1.9, 5 * 0.0021);
+    ck_assert(s[2] > s[0] && s[0] > s[1]);
+    sm_iforest_destroy(f);
+}
+END_TEST
+
+START_TEST(iforest_planted_outlier_gets_top_score)
+{
+    const size_t n = 2000, d = 6, ld = 7;
+    float *x = gaussian(n, d, ld, sm_test_seed(3));
+    const size_t planted = 1234;
+    for (size_t j = 0; j < d; j++)
+        x[planted * ld + j] = 6.0f;
+    sm_iforest *f = fit_forest(x, n, d, ld, 100, 256, sm_test_seed(3), 0);
+    double *s = malloc(n * sizeof *s);
+    ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, ld, 0, NULL, NULL), SM_OK);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(isfinite(s[i]) && s[i] > 0.0 && s[i] <= 1.0);
+        if (i != planted)
+            ck_assert_msg(s[i] < s[planted], "row %zu scores %g >= planted %g", i, s[i],
+                          s[planted]);
+    }
+    /* An isolated point sits far above the 0.5 line, blob rows well below. */
+    ck_assert(s[planted] > 0.7);
+    sm_iforest_destroy(f);
+    free(s);
+    free(x);
+}
+END_TEST
+
+START_TEST(iforest_matches_naive_reference)
+{
+    const size_t n = 777, d = 5, ld = 5;
+    float *x = gaussian(n, d, ld, sm_test_seed(4));
+    /* Odd shapes: psi not a power of two, n not a multiple of 16 or 256. */
+    const uint32_t psis[] = {256, 100, 3, 777};
+    for (size_t k = 0; k < SM_ARRAY_LEN(psis); k++) {
+        sm_iforest *f = fit_forest(x, n, d, ld, 37, psis[k], sm_test_seed(4) + k, 0);
+        size_t len;
+        uint8_t *model = serialize(f, &len);
+        double *s = malloc(n * sizeof *s), *r = malloc(n * sizeof *r);
+        ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, ld, 0, NULL, NULL), SM_OK);
+        ref_score(r, model, x, n, ld);
+        /* The kernel stores each leaf's path length as float (relative error
+         * 2^-24 on values < 20), the reference keeps double: 1e-6 relative. */
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(fabs(s[i] - r[i]) <= 1e-6 * r[i], "psi %u row %zu: %.17g vs %.17g",
+                          psis[k], i, s[i], r[i]);
+        free(s);
+        free(r);
+        free(model);
+        sm_iforest_destroy(f);
+    }
+    free(x);
+}
+END_TEST
+
+/* The tree shape invariants the format promises, checked on a fitted model:
+ * every split threshold lies inside the feature's range in the data, leaf
+ * sizes sum to psi, and no internal node exceeds the height limit. */
+START_TEST(iforest_tree_invariants)
+{
+    const size_t n = 500, d = 3, ld = 3;
+    float *x = gaussian(n, d, ld, sm_test_seed(5));
+    sm_iforest *f = fit_forest(x, n, d, ld, 20, 64, sm_test_seed(5), 0);
+    size_t len;
+    uint8_t *model = serialize(f, &len);
+    ck_assert_uint_eq(rd32(model + 20), 6); /* ceil(log2 64) */
+    uint32_t trees = rd32(model + 12);
+    uint64_t total = rd64(model + 40);
+    const uint8_t *nodes = model + 48 + 4 * trees;
+    uint64_t leaf_rows = 0;
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t a = rd32(nodes + 8 * i), b = rd32(nodes + 8 * i + 4);
+        if (a == 0xFFFFFFFFu) {
+            leaf_rows += b;
+            continue;
+        }
+        ck_assert_uint_lt(a, d);
+        float t;
+        memcpy(&t, &b, sizeof t);
+        float mn = x[a], mx = x[a];
+        for (size_t r = 1; r < n; r++) {
+            mn = fminf(mn, x[r * ld + a]);
+            mx = fmaxf(mx, x[r * ld + a]);
+        }
+        ck_assert(t >= mn && t < mx);
+    }
+    ck_assert_uint_eq(leaf_rows, 64 * (uint64_t)trees);
+    free(model);
+    sm_iforest_destroy(f);
+    free(x);
+}
+END_TEST
+
+/* --- Isolation Forest: edges (B12, L1) ------------------------------------ */
+
+START_TEST(iforest_constant_columns_never_split)
+{
+    const size_t n = 300, d = 4, ld = 4;
+    float *x = gaussian(n, d, ld, sm_test_seed(6));
+    for (size_t i = 0; i < n; i++) {
+        x[i * ld + 1] = 3.25f; /* constant column */
+        x[i * ld + 3] = -1.0f; /* another */
+    }
+    sm_iforest *f = fit_forest(x, n, d, ld, 50, 256, sm_test_seed(6), 0);
+    size_t len;
+    uint8_t *model = serialize(f, &len);
+    uint32_t trees = rd32(model + 12);
+    uint64_t total = rd64(model + 40);
+    const uint8_t *nodes = model + 48 + 4 * trees;
+    for (uint64_t i = 0; i < total; i++) {
+        uint32_t a = rd32(nodes + 8 * i);
+        ck_assert(a == 0xFFFFFFFFu || a == 0 || a == 2);
+    }
+    double *s = malloc(n * sizeof *s);
+    ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, ld, 0, NULL, NULL), SM_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(isfinite(s[i]) && s[i] > 0.0 && s[i] <= 1.0);
+    free(s);
+    free(model);
+    sm_iforest_destroy(f);
+    free(x);
+}
+END_TEST
+
+START_TEST(iforest_all_constant_scores_half)
+{
+    /* No node can split: every tree is one leaf of psi rows, h = c(psi),
+     * s = 2^-1 exactly (the documented offset for a constant matrix). */
+    const size_t n = 40, d = 3;
+    float x[120];
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = 7.0f;
+    sm_iforest *f = fit_forest(x, n, d, d, 10, 256, sm_test_seed(7), 0);
+    double s[40];
+    ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, d, 0, NULL, NULL), SM_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_double_eq_tol(s[i], 0.5, 1e-7);
+    /* A different row against the same forest is still 0.5: nothing was learned. */
+    float other[3] = {-100.0f, 0.0f, 1e30f};
+    ck_assert_int_eq(sm_iforest_score(f, s, other, 1, d, d, 0, NULL, NULL), SM_OK);
+    ck_assert_double_eq_tol(s[0], 0.5, 1e-7);
+    sm_iforest_destroy(f);
+}
+END_TEST
+
+START_TEST(iforest_small_n_uses_n_as_psi)
+{
+    const size_t n = 100, d = 2;
+    float *x = gaussian(n, d, d, sm_test_seed(8));
+    sm_iforest *f = fit_forest(x, n, d, d, 100, 256, sm_test_seed(8), 0);
+    ck_assert_uint_eq(sm_iforest_sample_size(f), 100);
+    ck_assert_uint_eq(sm_iforest_depth_limit(f), 7);
+    double s[100];
+    ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, d, 0, NULL, NULL), SM_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(isfinite(s[i]) && s[i] > 0.0 && s[i] <= 1.0);
+    sm_iforest_destroy(f);
+    free(x);
+}
+END_TEST
+
+START_TEST(iforest_duplicates_and_extreme_values)
+{
+    /* Half the rows identical, others spread over many orders of magnitude:
+     * splits stay inside [min, max) in float, scores stay finite. */
+    const size_t n = 64, d = 2;
+    float x[128];
+    for (size_t i = 0; i < n; i++) {
+        x[2 * i] = i < 32 ? 1.0f : (float)ldexp(1.0, (int)i - 40);
+        x[2 * i + 1] = i < 32 ? 1.0f : -3e37f + (float)i * 1e36f;
+    }
+    sm_iforest *f = fit_forest(x, n, d, d, 30, 16, sm_test_seed(9), 0);
+    double s[64];
+    ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, d, 0, NULL, NULL), SM_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(isfinite(s[i]) && s[i] > 0.0 && s[i] <= 1.0);
+    sm_iforest_destroy(f);
+}
+END_TEST
+
+START_TEST(iforest_rejects_bad_arguments)
+{
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    sm_iforest_params p;
+    sm_iforest_params_init(&p);
+    ck_assert_uint_eq(p.n_trees, 100);
+    ck_assert_uint_eq(p.sample_size, 256);
+    sm_iforest *f = (sm_iforest *)&p; /* must be reset to NULL on failure */
+    sm_error err;
+    ck_assert_int_eq(sm_iforest_fit(&p, x, 1, 2, 2, &f, &err), SM_ERR_INVALID_ARG);
+    ck_assert_ptr_null(f);
+    ck_assert_ptr_nonnull(strstr(err.msg, "n_samples=1"));
+    ck_assert_int_eq(sm_iforest_fit(&p, x, 0, 2, 2, &f, &err), SM_ERR_INVALID_ARG);
+    ck_assert_int_eq(sm_iforest_fit(&p, x, 3, 2, 1, &f, &err), SM_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.field, "ld");
+    ck_assert_int_eq(sm_iforest_fit(&p, x, 3, 0, 2, &f, &err), SM_ERR_INVALID_ARG);
+    p.n_trees = 0;
+    ck_assert_int_eq(sm_iforest_params_check(&p, &err), SM_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.field, "n_trees");
+    sm_iforest_params_init(&p);
+    p.sample_size = 1;
+    ck_assert_int_eq(sm_iforest_fit(&p, x, 3, 2, 2, &f, &err), SM_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.field, "sample_size");
+    p.sample_size = SM_IFOREST_MAX_SAMPLE + 1;
+    ck_assert_int_eq(sm_iforest_params_check(&p, &err), SM_ERR_INVALID_ARG);
+    sm_iforest_params_init(&p);
+    p.n_threads = -1;
+    ck_assert_int_eq(sm_iforest_params_check(&p, &err), SM_ERR_INVALID_ARG);
+
+    sm_iforest_params_init(&p);
+    ck_assert_int_eq(sm_iforest_fit(&p, x, 3, 2, 2, &f, &err), SM_OK);
+    double s[3];
+    ck_assert_int_eq(sm_iforest_score(f, s, x, 2, 3, 3, 0, NULL, &err), SM_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "fitted on 2 features"));
+    ck_assert_int_eq(sm_iforest_score(f, s, x, 3, 2, 1, 0, NULL, &err), SM_ERR_INVALID_ARG);
+    /* n = 0 scores nothing and succeeds. */
+    ck_assert_int_eq(sm_iforest_score(f, s, x, 0, 2, 2, 0, NULL, &err), SM_OK);
+    sm_iforest_destroy(f);
+    sm_iforest_destroy(NULL);
+}
+END_TEST
+
+/* --- determinism (F11) -------------------------------------------------------- */
+
+START_TEST(iforest_same_bits_for_any_thread_count)
+{
+    const size_t n = 5000, d = 7, ld = 9;
+    float *x = gaussian(n, d, ld, sm_test_seed(10));
+    const int threads[] = {1, 2, 3, 8};
+    uint8_t *model0 = NULL;
+    double *s0 = NULL;
+    size_t len0 = 0;
+    for (size_t k = 0; k < SM_ARRAY_LEN(threads); k++) {
+        sm_iforest *f = fit_forest(x, n, d, ld, 70, 256, sm_test_seed(10), threads[k]);
+        size_t len;
+        uint8_t *model = serialize(f, &len);
+        double *s = malloc(n * sizeof *s);
+        ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, ld, threads[k], NULL, NULL), SM_OK);
+        if (k == 0) {
+            model0 = model, s0 = s, len0 = len;
+        } else {
+            ck_assert_uint_eq(len, len0);
+            ck_assert_msg(memcmp(model, model0, len) == 0, "model differs with %d threads",
+                          threads[k]);
+            ck_assert_msg(memcmp(s, s0, n * sizeof *s) == 0, "scores differ with %d threads",
+                          threads[k]);
+            free(model);
+            free(s);
+        }
+        sm_iforest_destroy(f);
+    }
+    /* A different seed gives a different forest. */
+    sm_iforest *g = fit_forest(x, n, d, ld, 70, 256, sm_test_seed(10) + 1, 0);
+    size_t len;
+    uint8_t *model = serialize(g, &len);
+    ck_assert(len != len0 || memcmp(model, model0, len) != 0);
+    free(model);
+    sm_iforest_destroy(g);
+    free(model0);
+    free(s0);
+    free(x);
+}
+END_TEST
+
+/* --- model format ---------------------------------------------------------- */
+
+START_TEST(iforest_save_load_round_trip)
+{
+    const size_t n = 1000, d = 4, ld = 4;
+    float *x = gaussian(n, d, ld, sm_test_seed(11));
+    sm_iforest *f = fit_forest(x, n, d, ld, 64, 128, sm_test_seed(11), 0);
+    size_t len;
+    uint8_t *model = serialize(f, &len);
+    ck_assert_mem_eq(model, "SMIFORST", 8);
+    ck_assert_uint_eq(rd32(model + 8), SM_IFOREST_FORMAT_VERSION);
+    ck_assert_uint_eq(rd64(model + 32), sm_test_seed(11));
+    sm_iforest *g = NULL;
+    sm_error err;
+    ck_assert_int_eq(sm_iforest_deserialize(model, len, &g, &err), SM_OK);
+    ck_assert_uint_eq(sm_iforest_n_trees(g), 64);
+    ck_assert_uint_eq(sm_iforest_sample_size(g), 128);
+    ck_assert_uint_eq(sm_iforest_n_features(g), 4);
+    /* Score new data (not the training rows) with both. */
+    float *y = gaussian(300, d, ld, sm_test_seed(11) + 99);
+    double a[300], b[300];
+    ck_assert_int_eq(sm_iforest_score(f, a, y, 300, d, ld, 0, NULL, NULL), SM_OK);
+    ck_assert_int_eq(sm_iforest_score(g, b, y, 300, d, ld, 0, NULL, NULL), SM_OK);
+    ck_assert_mem_eq(a, b, sizeof a);
+    size_t len2;
+    uint8_t *again = serialize(g, &len2);
+    ck_assert_uint_eq(len, len2);
+    ck_assert_mem_eq(model, again, len);
+    /* Too small a buffer is refused, not overrun. */
+    ck_assert_int_eq(sm_iforest_serialize(f, again, len - 1, &err), SM_ERR_INVALID_ARG);
+    free(again);
+    free(model);
+    free(y);
+    free(x);
+    sm_iforest_destroy(f);
+    sm_iforest_destroy(g);
+}
+END_TEST
+
+static int expect_refused(const uint8_t *buf, size_t len)
+{
+    sm_iforest *g = (sm_iforest *)buf;
+    sm_error err;
+    int rc = sm_iforest_deserialize(buf, len, &g, &err);
+    ck_assert_int_ne(rc, SM_OK);
+    ck_assert_ptr_null(g);
+    ck_assert(err.msg[0] != '\0');
+    return rc;
+}
+
+START_TEST(iforest_corrupted_model_refused)
+{
+    const size_t n = 200, d = 3;
+    float *x = gaussian(n, d, d, sm_test_seed(12));
+    sm_iforest *f = fit_forest(x, n, d, d, 8, 32, sm_test_seed(12), 0);
+    size_t len;
+    uint8_t *model = serialize(f, &len);
+    uint8_t *bad = malloc(len);
+
+    /* Every single-bit flip anywhere is caught (hash or structure). */
+    for (size_t i = 0; i < len; i++) {
+        memcpy(bad, model, len);
+        bad[i] ^= (uint8_t)(1u << (i % 8));
+        expect_refused(bad, len);
+    }
+    /* Every truncation, and trailing junk. */
+    for (size_t cut = 0; cut < len; cut += (cut < 64 ? 1 : 13))
+        expect_refused(model, cut);
+    uint8_t *longer = malloc(len + 4);
+    memcpy(longer, model, len);
+    memset(longer + len, 0, 4);
+    expect_refused(longer, len + 4);
+    free(longer);
+
+    /* A newer format version is refused as such. */
+    memcpy(bad, model, len);
+    wr32(bad + 8, SM_IFOREST_FORMAT_VERSION + 1);
+    ck_assert_int_eq(expect_refused(bad, len), SM_ERR_SCHEMA);
+
+    /* Crafted models with a valid hash: the structure checks must refuse them. */
+    uint32_t trees = rd32(model + 12);
+    uint8_t *nodes = model + 48 + 4 * trees;
+    size_t first_internal = 0;
+    while (rd32(nodes + 8 * first_internal) == 0xFFFFFFFFu)
+        first_internal++;
+    struct {
+        size_t at;
+        uint32_t value;
+        const char *why;
+    } edits[] = {
+        {48 + 4 * trees + 8 * first_internal, (uint32_t)d, "feature index >= d"},
+        {48 + 4 * trees + 8 * first_internal + 4, 0x7FC00000u, "NaN threshold"},
+        {48 + 4 * trees + 8 * first_internal + 4, 0x7F800000u, "inf threshold"},
+        {48, 0, "tree with zero nodes"},
+        {16, 64, "sample size without matching height limit"},
+        {20, 9, "wrong height limit"},
+        {12, 0, "zero trees"},
+    };
+    for (size_t k = 0; k < SM_ARRAY_LEN(edits); k++) {
+        memcpy(bad, model, len);
+        wr32(bad + edits[k].at, edits[k].value);
+        rehash(bad, len);
+        ck_assert_msg(expect_refused(bad, len) == SM_ERR_PARSE, "accepted: %s", edits[k].why);
+    }
+    /* A leaf claiming more rows than psi, and leaf sizes not summing to psi. */
+    size_t first_leaf = 0;
+    while (rd32(nodes + 8 * first_leaf) != 0xFFFFFFFFu)
+        first_leaf++;
+    memcpy(bad, model, len);
+    wr32(bad + 48 + 4 * trees + 8 * first_leaf + 4, 33);
+    rehash(bad, len);
+    expect_refused(bad, len);
+    memcpy(bad, model, len);
+    wr32(bad + 48 + 4 * trees + 8 * first_leaf + 4,
+         rd32(nodes + 8 * first_leaf + 4) == 1 ? 2 : 1);
+    rehash(bad, len);
+    expect_refused(bad, len);
+    /* An internal node turned into a leaf breaks the preorder. */
+    memcpy(bad, model, len);
+    wr32(bad + 48 + 4 * trees + 8 * first_internal, 0xFFFFFFFFu);
+    wr32(bad + 48 + 4 * trees + 8 * first_internal + 4, 1);
+    rehash(bad, len);
+    expect_refused(bad, len);
+
+    ck_assert_int_eq(expect_refused((const uint8_t *)"SMIFORST", 8), SM_ERR_PARSE);
+    free(bad);
+    free(model);
+    sm_iforest_destroy(f);
+    free(x);
+}
+END_TEST
+
+/* --- OOM (F5) --------------------------------------------------------------- */
+
+START_TEST(iforest_oom_loop)
+{
+    const size_t n = 300, d = 3;
+    float *x = gaussian(n, d, d, sm_test_seed(13));
+    sm_iforest_params p;
+    sm_iforest_params_init(&p);
+    p.n_trees = 70; /* three fit chunks: the node array grows twice */
+    p.sample_size = 64;
+    p.n_threads = 2;
+    int rc = SM_ERR_NOMEM;
+    sm_iforest *f = NULL;
+    for (uint64_t nth = 1; rc == SM_ERR_NOMEM; nth++) {
+        sm_alloc_fail_at(nth, (nth % 2) == 0);
+        sm_error err;
+        rc = sm_iforest_fit(&p, x, n, d, d, &f, &err);
+        sm_alloc_fail_at(0, false);
+        if (rc == SM_ERR_NOMEM)
+            ck_assert_ptr_null(f);
+        ck_assert_msg(rc == SM_OK || rc == SM_ERR_NOMEM, "nth %" PRIu64 ": rc %d", nth, rc);
+        ck_assert_uint_lt(nth, 10000);
+    }
+    size_t len;
+    uint8_t *model = serialize(f, &len);
+    rc = SM_ERR_NOMEM;
+    for (uint64_t nth = 1; rc == SM_ERR_NOMEM; nth++) {
+        sm_iforest *g = NULL;
+        sm_alloc_fail_at(nth, false);
+        rc = sm_iforest_deserialize(model, len, &g, NULL);
+        sm_alloc_fail_at(0, false);
+        ck_assert(rc == SM_OK || rc == SM_ERR_NOMEM);
+        if (rc == SM_ERR_NOMEM)
+            ck_assert_ptr_null(g);
+        sm_iforest_destroy(g);
+    }
+    free(model);
+    sm_iforest_destroy(f);
+    free(x);
+}
+END_TEST
+
+/* --- progress and cancellation --------------------------------------------- */
+
+typedef struct progress_log {
+    int calls;
+    int cancel_at;
+    uint64_t last_done, last_total;
+} progress_log;
+
+static int count_progress(void *user, const char *stage, uint64_t done, uint64_t total)
+{
+    progress_log *log = user;
+    (void)stage;
+    ck_assert_uint_le(done, total);
+    ck_assert_uint_ge(done, log->last_done);
+    log->last_done = done;
+    log->last_total = total;
+    return ++log->calls == log->cancel_at;
+}
+
+START_TEST(iforest_progress_and_cancel)
+{
+    const size_t n = 70000, d = 2;
+    float *x = gaussian(n, d, d, sm_test_seed(14));
+    sm_iforest_params p;
+    sm_iforest_params_init(&p);
+    p.n_trees = 40;
+    progress_log log = {0};
+    p.progress = (sm_progress){count_progress, &log};
+    sm_iforest *f = NULL;
+    ck_assert_int_eq(sm_iforest_fit(&p, x, n, d, d, &f, NULL), SM_OK);
+    ck_assert_int_eq(log.calls, 2); /* 32 + 8 trees */
+    ck_assert_uint_eq(log.last_done, 40);
+    double *s = malloc(n * sizeof *s);
+    progress_log slog = {0};
+    sm_progress sp = {count_progress, &slog};
+    ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, d, 0, &sp, NULL), SM_OK);
+    ck_assert_uint_eq(slog.last_done, n);
+    slog = (progress_log){.cancel_at = 1};
+    sm_error err;
+    ck_assert_int_eq(sm_iforest_score(f, s, x, n, d, d, 0, &sp, &err), SM_ERR_CANCELLED);
+    sm_iforest_destroy(f);
+    log = (progress_log){.cancel_at = 1};
+    ck_assert_int_eq(sm_iforest_fit(&p, x, n, d, d, &f, &err), SM_ERR_CANCELLED);
+    ck_assert_ptr_null(f);
+    free(s);
+    free(x);
+}
+END_TEST
+
+/* --- suite ----------------------------------------------------------------- */
+
+static Suite *anomaly_suite(void)
+{
+    Suite *s = suite_create("anomaly");
+    TCase *core = tcase_create("core");
+    tcase_add_test(core, iforest_c_hand_values);
+    tcase_add_test(core, iforest_two_points_score_half);
+    tcase_add_test(core, iforest_three_points_hand_expectation);
+    tcase_add_test(core, iforest_planted_outlier_gets_top_score);
+    tcase_add_test(core, iforest_matches_naive_reference);
+    tcase_add_test(core, iforest_tree_invariants);
+    tcase_add_test(core, iforest_save_load_round_trip);
+    tcase_add_test(core, iforest_progress_and_cancel);
+    suite_add_tcase(s, core);
+
+    TCase *edge = tcase_create("edge");
+    tcase_add_test(edge, iforest_constant_columns_never_split);
+    tcase_add_test(edge, iforest_all_constant_scores_half);
+    tcase_add_test(edge, iforest_small_n_uses_n_as_psi);
+    tcase_add_test(edge, iforest_duplicates_and_extreme_values);
+    suite_add_tcase(s, edge);
+
+    TCase *errors = tcase_create("errors");
+    tcase_add_test(errors, iforest_rejects_bad_arguments);
+    tcase_add_test(errors, iforest_corrupted_model_refused);
+    suite_add_tcase(s, errors);
+
+    TCase *determinism = tcase_create("determinism");
+    tcase_add_test(determinism, iforest_same_bits_for_any_thread_count);
+    suite_add_tcase(s, determinism);
+
+    TCase *oom = tcase_create("oom");
+    tcase_add_test(oom, iforest_oom_loop);
+    suite_add_tcase(s, oom);
+    return s;
+}
+
+int main(void)
+{
+    return sm_test_run(anomaly_suite());
+}
