@@ -31,6 +31,7 @@
 /* Blocks per parallel region in scoring (progress and cancellation points). */
 #define SCORE_CHUNK_BLOCKS 256
 #define HEADER_BYTES 48
+#define TABLE_PAD 32
 #define MAGIC "SMIFORST"
 
 struct sm_iforest {
@@ -237,19 +238,26 @@ static int forest_alloc(sm_iforest **out, uint32_t n_trees, uint32_t psi, size_t
     f->n_internal = f->n_leaves - 1;
     size_t internal_total, leaf_total;
     if (!sm_mul_size(f->n_internal, n_trees, &internal_total) ||
-        !sm_mul_size(f->n_leaves, n_trees, &leaf_total)) {
+        !sm_mul_size(f->n_leaves, n_trees, &leaf_total) ||
+        !sm_add_size(leaf_total, TABLE_PAD, &(size_t){0})) {
         sm_free(f);
         return sm_error_set(err, SM_ERR_OVERFLOW, "forest size overflows");
     }
     f->start = sm_calloc((size_t)n_trees + 1, sizeof *f->start);
-    f->feat = sm_aligned_alloc(internal_total, sizeof *f->feat);
-    f->thr = sm_aligned_alloc(internal_total, sizeof *f->thr);
-    f->leaf = sm_aligned_alloc(leaf_total, sizeof *f->leaf);
+    /* The vector lookups read up to 32 entries past a level's start; padding
+     * keeps the last tree's reads inside the allocation. */
+    f->feat = sm_aligned_alloc(internal_total + TABLE_PAD, sizeof *f->feat);
+    f->thr = sm_aligned_alloc(internal_total + TABLE_PAD, sizeof *f->thr);
+    f->leaf = sm_aligned_alloc(leaf_total + TABLE_PAD, sizeof *f->leaf);
     if (f->start == NULL || f->feat == NULL || f->thr == NULL || f->leaf == NULL) {
         sm_iforest_destroy(f);
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory allocating %u trees of depth %u",
                             n_trees, ceil_log2(psi));
     }
+    /* Padding is read (and ignored) by the lookups: give it defined values. */
+    memset(f->feat + internal_total, 0, TABLE_PAD * sizeof *f->feat);
+    memset(f->thr + internal_total, 0, TABLE_PAD * sizeof *f->thr);
+    memset(f->leaf + leaf_total, 0, TABLE_PAD * sizeof *f->leaf);
     *out = f;
     return SM_OK;
 }
@@ -577,21 +585,71 @@ static void score_block_scalar(const sm_iforest *f, double *acc, const float *xb
 }
 
 #if defined(__AVX512F__)
-/* The same walk, 16 rows per vector: gathers fetch each lane's node feature,
- * threshold and x value. Sums are added per row in tree order exactly as in
- * the scalar walk, so both give identical bits. Needs m % 16 == 0 and
- * 16 * ld < 2^31 (32-bit gather offsets). */
+/*
+ * The same walk, 16 rows per vector. Gathers are slow on the machines we
+ * measured (about one cycle per element on Zen 4, several times a scalar
+ * load), so the walk avoids them where it can:
+ *  - node features and thresholds of levels 0..7 (at most 128 nodes) come
+ *    from in-register table lookups (vpermt2d and blends);
+ *  - leaf values of trees up to depth 8 (256 leaves) likewise;
+ *  - with d <= 16 the block is transposed to columns once, and a row's value
+ *    at its node's feature is a masked load per feature (or, at levels 0..2,
+ *    a blend of the few candidate columns) instead of a gather.
+ * Path lengths are added per row in tree order as in the scalar walk, so
+ * both give identical bits. Needs m % 16 == 0 and 16 * ld < 2^31.
+ */
+
+/* tab[q] for each lane, for a table of 2^w entries (w <= 8) at tab, where
+ * q < 2^w. Reads max(16, 2^w) entries: the arrays are padded for that. */
+static inline __m512i lut_epi32(const uint32_t *tab, __m512i q, uint32_t w)
+{
+    if (w <= 4)
+        return _mm512_permutexvar_epi32(q, _mm512_loadu_si512(tab));
+    __m512i r[8];
+    const uint32_t pairs = 1u << (w - 5);
+    for (uint32_t k = 0; k < pairs; k++)
+        r[k] = _mm512_permutex2var_epi32(_mm512_loadu_si512(tab + 32 * k), q,
+                                         _mm512_loadu_si512(tab + 32 * k + 16));
+    for (uint32_t bit = 5, live = pairs; bit < w; bit++, live /= 2) {
+        __mmask16 high = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1 << bit));
+        for (uint32_t k = 0; k < live / 2; k++)
+            r[k] = _mm512_mask_blend_epi32(high, r[2 * k], r[2 * k + 1]);
+    }
+    return r[0];
+}
+
+static inline __m512 lut_ps(const float *tab, __m512i q, uint32_t w)
+{
+    return _mm512_castsi512_ps(lut_epi32((const uint32_t *)(const void *)tab, q, w));
+}
+
+/* Lookups above this width use gathers. */
+#define LUT_MAX_BITS 8u
+/* Levels whose x values are blends of contiguous column loads (2^level
+ * candidate columns) in the transposed path. */
+#define BLEND_LEVELS 3u
+/* Widest d for the transposed path. */
+#define NARROW_D 16u
+
 static void score_block_avx512(const sm_iforest *f, double *acc, const float *xb, size_t m,
                                size_t ld)
 {
     enum { GROUPS = SCORE_BLOCK / 16 };
     __m512i node[GROUPS];
     __m512d sum_lo[GROUPS], sum_hi[GROUPS];
-    const size_t groups = m / 16;
+    /* Columns of the block for the narrow path: xt[j * SCORE_BLOCK + i]. */
+    _Alignas(64) float xt[NARROW_D * SCORE_BLOCK];
+    const size_t groups = m / 16, d = f->d;
+    const bool narrow = d <= NARROW_D;
+    const uint32_t depth = f->depth;
     const __m512i lane_row = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32((int)ld));
     const __m512i one = _mm512_set1_epi32(1);
+    if (narrow)
+        for (size_t i = 0; i < m; i++)
+            for (size_t j = 0; j < d; j++)
+                xt[j * SCORE_BLOCK + i] = xb[i * ld + j];
     for (size_t g = 0; g < groups; g++) {
         sum_lo[g] = _mm512_setzero_pd();
         sum_hi[g] = _mm512_setzero_pd();
@@ -602,20 +660,56 @@ static void score_block_avx512(const sm_iforest *f, double *acc, const float *xb
         const float *leaf = f->leaf + (size_t)t * f->n_leaves;
         for (size_t g = 0; g < groups; g++)
             node[g] = _mm512_setzero_si512();
-        for (uint32_t level = 0; level < f->depth; level++) {
+        for (uint32_t level = 0; level < depth; level++) {
+            const uint32_t first = (1u << level) - 1; /* heap index of the level's first node */
+            const __m512i vfirst = _mm512_set1_epi32((int)first);
+            const bool lut = level <= LUT_MAX_BITS - 1;
             for (size_t g = 0; g < groups; g++) {
-                __m512i p = node[g];
-                __m512i fi = _mm512_i32gather_epi32(p, (const void *)feat, 4);
-                __m512 th = _mm512_i32gather_ps(p, thr, 4);
-                __m512 v = _mm512_i32gather_ps(_mm512_add_epi32(lane_row, fi), xb + g * 16 * ld, 4);
+                const __m512i p = node[g];
+                const __m512i q = _mm512_sub_epi32(p, vfirst);
+                const float *xg = xt + 16 * g;
+                __m512 v, th;
+                if (narrow && level < BLEND_LEVELS) {
+                    __m512 c[1u << BLEND_LEVELS];
+                    const uint32_t width = 1u << level;
+                    for (uint32_t k = 0; k < width; k++)
+                        c[k] = _mm512_load_ps(xg + (size_t)feat[first + k] * SCORE_BLOCK);
+                    for (uint32_t bit = 0, live = width; bit < level; bit++, live /= 2) {
+                        __mmask16 high = _mm512_test_epi32_mask(q, _mm512_set1_epi32(1 << bit));
+                        for (uint32_t k = 0; k < live / 2; k++)
+                            c[k] = _mm512_mask_blend_ps(high, c[2 * k], c[2 * k + 1]);
+                    }
+                    v = c[0];
+                    th = lut_ps(thr + first, q, level);
+                } else {
+                    __m512i fi;
+                    if (lut) {
+                        fi = lut_epi32(feat + first, q, level);
+                        th = lut_ps(thr + first, q, level);
+                    } else {
+                        fi = _mm512_i32gather_epi32(p, (const void *)feat, 4);
+                        th = _mm512_i32gather_ps(p, thr, 4);
+                    }
+                    if (narrow) {
+                        v = _mm512_load_ps(xg);
+                        for (size_t j = 1; j < d; j++)
+                            v = _mm512_mask_load_ps(
+                                v, _mm512_cmpeq_epi32_mask(fi, _mm512_set1_epi32((int)j)),
+                                xg + j * SCORE_BLOCK);
+                    } else {
+                        v = _mm512_i32gather_ps(_mm512_add_epi32(lane_row, fi), xb + g * 16 * ld, 4);
+                    }
+                }
                 __mmask16 right = _mm512_cmp_ps_mask(v, th, _CMP_GT_OQ);
-                p = _mm512_add_epi32(_mm512_add_epi32(p, p), one);
-                node[g] = _mm512_mask_add_epi32(p, right, p, one);
+                __m512i child = _mm512_add_epi32(_mm512_add_epi32(p, p), one);
+                node[g] = _mm512_mask_add_epi32(child, right, child, one);
             }
         }
-        const __m512i base = _mm512_set1_epi32((int)f->n_internal);
+        const __m512i vleaf = _mm512_set1_epi32((int)f->n_internal);
         for (size_t g = 0; g < groups; g++) {
-            __m512 lv = _mm512_i32gather_ps(_mm512_sub_epi32(node[g], base), leaf, 4);
+            __m512i q = _mm512_sub_epi32(node[g], vleaf);
+            __m512 lv = depth <= LUT_MAX_BITS ? lut_ps(leaf, q, depth)
+                                               : _mm512_i32gather_ps(q, leaf, 4);
             sum_lo[g] = _mm512_add_pd(sum_lo[g], _mm512_cvtps_pd(_mm512_castps512_ps256(lv)));
             sum_hi[g] = _mm512_add_pd(sum_hi[g],
                                       _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(

@@ -228,12 +228,20 @@ END_TEST
 
 START_TEST(iforest_matches_naive_reference)
 {
-    const size_t n = 777, d = 5, ld = 5;
-    float *x = gaussian(n, d, ld, sm_test_seed(4));
-    /* Odd shapes: psi not a power of two, n not a multiple of 16 or 256. */
-    const uint32_t psis[] = {256, 100, 3, 777};
-    for (size_t k = 0; k < SM_ARRAY_LEN(psis); k++) {
-        sm_iforest *f = fit_forest(x, n, d, ld, 37, psis[k], sm_test_seed(4) + k, 0);
+    /* Shapes that reach every scoring path: d <= 16 (transposed block) and
+     * d > 16 (gathers), ld > d, n not a multiple of 16 or 256, psi not a power
+     * of two, and trees deeper than 8 levels (psi 777: limit 10). */
+    const struct {
+        size_t n, d, ld;
+        uint32_t psi;
+    } cases[] = {
+        {777, 5, 5, 256}, {777, 5, 8, 100}, {777, 5, 5, 3}, {777, 5, 5, 777},
+        {600, 20, 23, 256}, {600, 17, 17, 600}, {300, 16, 16, 16}, {40, 1, 1, 32},
+    };
+    for (size_t k = 0; k < SM_ARRAY_LEN(cases); k++) {
+        size_t n = cases[k].n, d = cases[k].d, ld = cases[k].ld;
+        float *x = gaussian(n, d, ld, sm_test_seed(4) + k);
+        sm_iforest *f = fit_forest(x, n, d, ld, 37, cases[k].psi, sm_test_seed(4) + k, 0);
         size_t len;
         uint8_t *model = serialize(f, &len);
         double *s = malloc(n * sizeof *s), *r = malloc(n * sizeof *r);
@@ -242,14 +250,14 @@ START_TEST(iforest_matches_naive_reference)
         /* The kernel stores each leaf's path length as float (relative error
          * 2^-24 on values < 20), the reference keeps double: 1e-6 relative. */
         for (size_t i = 0; i < n; i++)
-            ck_assert_msg(fabs(s[i] - r[i]) <= 1e-6 * r[i], "psi %u row %zu: %.17g vs %.17g",
-                          psis[k], i, s[i], r[i]);
+            ck_assert_msg(fabs(s[i] - r[i]) <= 1e-6 * r[i], "case %zu row %zu: %.17g vs %.17g", k,
+                          i, s[i], r[i]);
         free(s);
         free(r);
         free(model);
         sm_iforest_destroy(f);
+        free(x);
     }
-    free(x);
 }
 END_TEST
 
@@ -459,6 +467,30 @@ START_TEST(iforest_same_bits_for_any_thread_count)
     free(model0);
     free(s0);
     free(x);
+}
+END_TEST
+
+/* A row's score must not depend on its neighbours: the batch goes through
+ * the 16-wide vector walk, a single row through the scalar one. */
+START_TEST(iforest_row_alone_equals_batch)
+{
+    const size_t shapes[][2] = {{300, 6}, {300, 24}};
+    for (size_t k = 0; k < 2; k++) {
+        size_t n = shapes[k][0], d = shapes[k][1];
+        float *x = gaussian(n, d, d, sm_test_seed(15) + k);
+        sm_iforest *f = fit_forest(x, n, d, d, 25, 256, sm_test_seed(15), 0);
+        double *batch = malloc(n * sizeof *batch);
+        ck_assert_int_eq(sm_iforest_score(f, batch, x, n, d, d, 0, NULL, NULL), SM_OK);
+        for (size_t i = 0; i < n; i++) {
+            double one;
+            ck_assert_int_eq(sm_iforest_score(f, &one, x + i * d, 1, d, d, 1, NULL, NULL), SM_OK);
+            ck_assert_msg(memcmp(&one, &batch[i], sizeof one) == 0, "d %zu row %zu: %.17g vs %.17g",
+                          d, i, one, batch[i]);
+        }
+        free(batch);
+        sm_iforest_destroy(f);
+        free(x);
+    }
 }
 END_TEST
 
@@ -715,6 +747,7 @@ static Suite *anomaly_suite(void)
 
     TCase *determinism = tcase_create("determinism");
     tcase_add_test(determinism, iforest_same_bits_for_any_thread_count);
+    tcase_add_test(determinism, iforest_row_alone_equals_batch);
     suite_add_tcase(s, determinism);
 
     TCase *oom = tcase_create("oom");
