@@ -8,6 +8,7 @@
  * documented model format; sort-based medians; dense covariance by
  * definition), and invariants.
  */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -717,6 +718,608 @@ START_TEST(iforest_progress_and_cancel)
 }
 END_TEST
 
+/* --- thresholding ------------------------------------------------------------- */
+
+START_TEST(threshold_matches_numpy_percentile)
+{
+    /* np.percentile(1..10, 90) = 9.1; np.percentile(1..10, 50) = 5.5. */
+    double s[10] = {4, 9, 1, 10, 2, 7, 3, 8, 6, 5};
+    double thr;
+    ck_assert_int_eq(sm_anomaly_threshold(&thr, s, 10, 0.1, NULL), SM_OK);
+    ck_assert_double_eq_tol(thr, 9.1, 1e-12);
+    uint8_t flags[10], det[10];
+    ck_assert_uint_eq(sm_anomaly_flag(flags, det, s, 10, thr, SM_DETECTOR_IFOREST), 1);
+    ck_assert_uint_eq(flags[3], 1);
+    ck_assert_uint_eq(det[3], SM_DETECTOR_IFOREST);
+    ck_assert_uint_eq(det[0], SM_DETECTOR_NONE);
+    ck_assert_int_eq(sm_anomaly_threshold(&thr, s, 10, 0.5, NULL), SM_OK);
+    ck_assert_double_eq_tol(thr, 5.5, 1e-12);
+    ck_assert_uint_eq(sm_anomaly_flag(flags, NULL, s, 10, thr, SM_DETECTOR_IFOREST), 5);
+    /* The input is not reordered. */
+    ck_assert_double_eq(s[0], 4);
+    ck_assert_double_eq(s[9], 5);
+    /* Ties at the threshold are not flagged. */
+    double tied[4] = {1, 1, 1, 1};
+    ck_assert_int_eq(sm_anomaly_threshold(&thr, tied, 4, 0.25, NULL), SM_OK);
+    ck_assert_uint_eq(sm_anomaly_flag(flags, NULL, tied, 4, thr, SM_DETECTOR_IFOREST), 0);
+    ck_assert_int_eq(sm_anomaly_threshold(&thr, s, 1, 0.3, NULL), SM_OK);
+    ck_assert_double_eq(thr, 4);
+    ck_assert_str_eq(sm_detector_name(SM_DETECTOR_MAHALANOBIS), "mahalanobis");
+    ck_assert_str_eq(sm_detector_name(99), "unknown");
+}
+END_TEST
+
+START_TEST(threshold_rejects_bad_contamination)
+{
+    double s[3] = {1, 2, 3}, thr;
+    sm_error err;
+    const double bad[] = {0.0, -0.1, 0.5000001, 1.0, NAN, INFINITY};
+    for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++) {
+        ck_assert_int_eq(sm_anomaly_threshold(&thr, s, 3, bad[i], &err), SM_ERR_INVALID_ARG);
+        ck_assert_str_eq(err.field, "contamination");
+    }
+    ck_assert_int_eq(sm_anomaly_threshold(&thr, s, 3, 0.5, &err), SM_OK);
+    ck_assert_int_eq(sm_anomaly_threshold(&thr, s, 0, 0.1, &err), SM_ERR_INVALID_ARG);
+    s[1] = NAN;
+    ck_assert_int_eq(sm_anomaly_threshold(&thr, s, 3, 0.1, &err), SM_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "score 1 is NaN"));
+}
+END_TEST
+
+/* --- robust column statistics ---------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort-based median, the reference for the selection-based one. */
+static double ref_median(const double *v, size_t n)
+{
+    double *c = malloc(n * sizeof *c);
+    memcpy(c, v, n * sizeof *c);
+    qsort(c, n, sizeof *c, cmp_double);
+    double m = n % 2 ? c[n / 2] : 0.5 * (c[n / 2 - 1] + c[n / 2]);
+    free(c);
+    return m;
+}
+
+static double ref_scale(const double *v, size_t n, double *median)
+{
+    double med = ref_median(v, n);
+    double *dev = malloc(n * sizeof *dev);
+    double mean_ad = 0;
+    for (size_t i = 0; i < n; i++) {
+        dev[i] = fabs(v[i] - med);
+        mean_ad += dev[i] / (double)n;
+    }
+    double mad = ref_median(dev, n);
+    free(dev);
+    *median = med;
+    return mad > 0 ? 1.482602218505602 * mad : 1.2533141373155003 * mean_ad;
+}
+
+START_TEST(column_stats_hand_cases)
+{
+    /* Columns: {1,2,3,4,100} median 3 MAD 1; {5,5,5,5,9} MAD 0 -> mean abs
+     * dev 0.8 * 1.2533; constant 7 -> 0; {-1,0,0,2,2} median 0 MAD 1. */
+    const float x[] = {1, 5, 7, -1, 2, 5, 7, 0, 3, 5, 7, 0, 4, 5, 7, 2, 100, 9, 7, 2};
+    double med[4], scl[4];
+    ck_assert_int_eq(sm_robust_column_stats(med, scl, x, 5, 4, 4, 0, NULL), SM_OK);
+    ck_assert_double_eq(med[0], 3);
+    ck_assert_double_eq_tol(scl[0], 1.482602218505602, 1e-15);
+    ck_assert_double_eq(med[1], 5);
+    ck_assert_double_eq_tol(scl[1], 0.8 * 1.2533141373155003, 1e-15);
+    ck_assert_double_eq(med[2], 7);
+    ck_assert_double_eq(scl[2], 0);
+    ck_assert_double_eq(med[3], 0);
+    ck_assert_double_eq_tol(scl[3], 1.482602218505602, 1e-15);
+    /* Even n: {1,2,3,4} median 2.5, MAD 1. */
+    const float y[] = {4, 1, 3, 2};
+    ck_assert_int_eq(sm_robust_column_stats(med, scl, y, 4, 1, 1, 0, NULL), SM_OK);
+    ck_assert_double_eq(med[0], 2.5);
+    ck_assert_double_eq_tol(scl[0], 1.482602218505602, 1e-15);
+}
+END_TEST
+
+START_TEST(column_stats_match_reference_any_threads)
+{
+    const size_t n = 1001, d = 5, ld = 6;
+    float *x = gaussian(n, d, ld, sm_test_seed(20));
+    for (size_t i = 0; i < n; i++)
+        x[i * ld + 2] = (float)(i % 7); /* many ties */
+    double *col = malloc(n * sizeof *col);
+    double med0[5], scl0[5];
+    const int threads[] = {1, 2, 3, 8};
+    for (size_t t = 0; t < SM_ARRAY_LEN(threads); t++) {
+        double med[5], scl[5];
+        ck_assert_int_eq(sm_robust_column_stats(med, scl, x, n, d, ld, threads[t], NULL), SM_OK);
+        if (t == 0) {
+            memcpy(med0, med, sizeof med);
+            memcpy(scl0, scl, sizeof scl);
+        }
+        ck_assert_mem_eq(med, med0, sizeof med);
+        ck_assert_mem_eq(scl, scl0, sizeof scl);
+    }
+    for (size_t j = 0; j < d; j++) {
+        for (size_t i = 0; i < n; i++)
+            col[i] = x[i * ld + j];
+        double rm, rs = ref_scale(col, n, &rm);
+        ck_assert_double_eq(med0[j], rm);
+        ck_assert_double_eq_tol(scl0[j], rs, 1e-12 * rs);
+    }
+    free(col);
+    free(x);
+}
+END_TEST
+
+/* --- centroid detector ----------------------------------------------------- */
+
+START_TEST(centroid_hand_case)
+{
+    /* Cluster 0 around centre 0: distances {0,1,2,3,10}, median 2, MAD 1.
+     * Cluster 1 around centre 100 with members {99, 101, 103}: distances
+     * {1, 1, 3}, median 1, MAD 0, mean abs dev 2/3 -> scale 0.8355. */
+    const float x[] = {0, 1, -2, 3, 10, 99, 101, 103};
+    const sm_cluster_id labels[] = {0, 0, 0, 0, 0, 1, 1, 1};
+    const float centers[] = {0, 100};
+    double s[8], med[2], scl[2];
+    ck_assert_int_eq(sm_centroid_outliers(s, med, scl, x, 8, 1, 1, labels, centers, 2, 0, NULL),
+                     SM_OK);
+    ck_assert_double_eq(med[0], 2);
+    ck_assert_double_eq_tol(scl[0], 1.482602218505602, 1e-15);
+    ck_assert_double_eq_tol(s[4], 8.0 / 1.482602218505602, 1e-12);
+    ck_assert_double_eq_tol(s[0], -2.0 / 1.482602218505602, 1e-12);
+    ck_assert_double_eq(med[1], 1);
+    ck_assert_double_eq_tol(scl[1], 2.0 / 3.0 * 1.2533141373155003, 1e-12);
+    ck_assert_double_eq_tol(s[7], 2.0 / scl[1], 1e-12);
+    /* With centers = NULL the cluster means are used: cluster 1 mean 101. */
+    ck_assert_int_eq(sm_centroid_outliers(s, med, scl, x, 8, 1, 1, labels, NULL, 2, 0, NULL), SM_OK);
+    ck_assert_double_eq_tol(med[1], 2, 1e-12); /* distances {2, 0, 2} */
+}
+END_TEST
+
+START_TEST(centroid_matches_reference_and_flags_misfit)
+{
+    /* Three blobs of different widths; row 5 sits in cluster 0's label but
+     * at cluster 2's centre: far from its own segment. */
+    const size_t n = 900, d = 4, k = 3;
+    float *x = gaussian(n, d, d, sm_test_seed(21));
+    sm_cluster_id *labels = malloc(n * sizeof *labels);
+    const float width[3] = {0.5f, 1.0f, 3.0f}, offset[3] = {0, 20, 40};
+    for (size_t i = 0; i < n; i++) {
+        labels[i] = (sm_cluster_id)(i % k);
+        for (size_t j = 0; j < d; j++)
+            x[i * d + j] = x[i * d + j] * width[labels[i]] + offset[labels[i]];
+    }
+    for (size_t j = 0; j < d; j++)
+        x[5 * d + j] = 40.0f; /* labels[5] = 2 ... */
+    labels[5] = 0;            /* ... relabelled to cluster 0 */
+    double *s = malloc(n * sizeof *s), *s2 = malloc(n * sizeof *s2);
+    ck_assert_int_eq(sm_centroid_outliers(s, NULL, NULL, x, n, d, d, labels, NULL, k, 1, NULL), SM_OK);
+    ck_assert_int_eq(sm_centroid_outliers(s2, NULL, NULL, x, n, d, d, labels, NULL, k, 3, NULL), SM_OK);
+    ck_assert_mem_eq(s, s2, n * sizeof *s);
+    size_t top = 0;
+    for (size_t i = 1; i < n; i++)
+        if (s[i] > s[top])
+            top = i;
+    ck_assert_uint_eq(top, 5);
+    /* Reference: means, distances, sort-based median/MAD per cluster. */
+    double mean[3][4] = {{0}}, count[3] = {0};
+    for (size_t i = 0; i < n; i++) {
+        count[labels[i]]++;
+        for (size_t j = 0; j < d; j++)
+            mean[labels[i]][j] += x[i * d + j];
+    }
+    double *dist = malloc(n * sizeof *dist), *member = malloc(n * sizeof *member);
+    for (size_t i = 0; i < n; i++) {
+        double t = 0;
+        for (size_t j = 0; j < d; j++) {
+            double v = x[i * d + j] - mean[labels[i]][j] / count[labels[i]];
+            t += v * v;
+        }
+        dist[i] = sqrt(t);
+    }
+    for (size_t c = 0; c < k; c++) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (labels[i] == c)
+                member[m++] = dist[i];
+        double med, scl = ref_scale(member, m, &med);
+        for (size_t i = 0; i < n; i++)
+            if (labels[i] == c)
+                ck_assert_double_eq_tol(s[i], (dist[i] - med) / scl, 1e-9);
+    }
+    /* A label >= k is refused with its row. */
+    sm_error err;
+    labels[17] = 3;
+    ck_assert_int_eq(sm_centroid_outliers(s, NULL, NULL, x, n, d, d, labels, NULL, k, 0, &err),
+                     SM_ERR_INVALID_ARG);
+    ck_assert_uint_eq(err.line, 18);
+    ck_assert_ptr_nonnull(strstr(err.msg, "row 17"));
+    free(dist);
+    free(member);
+    free(s);
+    free(s2);
+    free(labels);
+    free(x);
+}
+END_TEST
+
+/* --- transactions ------------------------------------------------------------- */
+
+START_TEST(transactions_hand_case)
+{
+    /* Customer 0: {10, 11, 9, 10, 100}: median 10, MAD 1 -> 100 scores 90/1.4826.
+     * Customer 1: 2 transactions < min_history: not assessed.
+     * Customer 2: {5, 5, 5}: no spread, all 0. Customer 3: none. */
+    const uint64_t off[] = {0, 5, 7, 10, 10};
+    const double v[] = {10, 11, 9, 10, 100, 1, 1000, 5, 5, 5};
+    double s[10], cmax[4];
+    uint64_t assessed = 99;
+    ck_assert_int_eq(sm_transaction_outliers(s, cmax, &assessed, off, v, 4, 3, 0, NULL), SM_OK);
+    ck_assert_double_eq_tol(s[4], 90.0 / 1.482602218505602, 1e-12);
+    ck_assert_double_eq_tol(s[1], 1.0 / 1.482602218505602, 1e-12);
+    ck_assert_double_eq(s[0], 0);
+    ck_assert_double_eq(s[5], 0);
+    ck_assert_double_eq(s[6], 0);
+    ck_assert_double_eq(s[8], 0);
+    ck_assert_double_eq_tol(cmax[0], 90.0 / 1.482602218505602, 1e-12);
+    ck_assert_double_eq(cmax[1], 0);
+    ck_assert_double_eq(cmax[3], 0);
+    ck_assert_uint_eq(assessed, 2);
+}
+END_TEST
+
+START_TEST(transactions_reference_threads_and_errors)
+{
+    const size_t customers = 500;
+    uint64_t *off = malloc((customers + 1) * sizeof *off);
+    off[0] = 0;
+    sm_rng r;
+    sm_rng_init(&r, sm_test_seed(22), 1);
+    for (size_t c = 0; c < customers; c++)
+        off[c + 1] = off[c] + sm_rng_below(&r, 40);
+    size_t m = off[customers];
+    double *v = malloc(m * sizeof *v);
+    for (size_t t = 0; t < m; t++)
+        v[t] = floor(exp(sm_rng_normal(&r)) * 100.0) / 100.0; /* prices: many ties */
+    double *s1 = malloc(m * sizeof *s1), *s8 = malloc(m * sizeof *s8);
+    ck_assert_int_eq(sm_transaction_outliers(s1, NULL, NULL, off, v, customers, 5, 1, NULL), SM_OK);
+    ck_assert_int_eq(sm_transaction_outliers(s8, NULL, NULL, off, v, customers, 5, 8, NULL), SM_OK);
+    ck_assert_mem_eq(s1, s8, m * sizeof *s1);
+    for (size_t c = 0; c < customers; c++) {
+        size_t len = off[c + 1] - off[c];
+        if (len < 5)
+            continue;
+        double med, scl = ref_scale(v + off[c], len, &med);
+        for (uint64_t t = off[c]; t < off[c + 1]; t++)
+            ck_assert_double_eq_tol(s1[t], scl > 0 ? fabs(v[t] - med) / scl : 0.0, 1e-12);
+    }
+    sm_error err;
+    ck_assert_int_eq(sm_transaction_outliers(s1, NULL, NULL, off, v, customers, 2, 0, &err),
+                     SM_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.field, "min_history");
+    v[3] = NAN;
+    ck_assert_int_eq(sm_transaction_outliers(s1, NULL, NULL, off, v, customers, 5, 0, &err),
+                     SM_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "transaction 3 has a NaN"));
+    v[3] = 1;
+    uint64_t save = off[10];
+    off[10] = off[11] + 1;
+    ck_assert_int_eq(sm_transaction_outliers(s1, NULL, NULL, off, v, customers, 5, 0, &err),
+                     SM_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "customer 10"));
+    off[10] = save;
+    free(off);
+    free(v);
+    free(s1);
+    free(s8);
+}
+END_TEST
+
+/* --- chi-square quantiles ----------------------------------------------------- */
+
+START_TEST(chi2_quantile_known_values)
+{
+    /* dof 2 is exponential: q = -2 ln(1 - p). */
+    ck_assert_double_eq_tol(sm_chi2_quantile(0.975, 2), -2.0 * log(0.025), 1e-12);
+    ck_assert_double_eq_tol(sm_chi2_quantile(0.5, 2), 2.0 * log(2.0), 1e-12);
+    /* dof 1: P(X <= q) = erf(sqrt(q / 2)). */
+    double q = sm_chi2_quantile(0.975, 1);
+    ck_assert_double_eq_tol(erf(sqrt(q / 2.0)), 0.975, 1e-13);
+    /* Printed tables (Abramowitz & Stegun 26.8): 3 and 10 dof at 0.975. */
+    ck_assert_double_eq_tol(sm_chi2_quantile(0.975, 3), 9.348, 5e-4);
+    ck_assert_double_eq_tol(sm_chi2_quantile(0.975, 10), 20.483, 5e-4);
+    ck_assert_double_eq_tol(sm_chi2_quantile(0.999, 50), 86.661, 5e-4);
+    ck_assert(isnan(sm_chi2_quantile(0.0, 3)));
+    ck_assert(isnan(sm_chi2_quantile(1.0, 3)));
+    ck_assert(isnan(sm_chi2_quantile(0.5, 0)));
+}
+END_TEST
+
+/* --- MCD -------------------------------------------------------------------------- */
+
+/* Naive d^2 from the reported location and covariance: Gauss-Jordan inverse. */
+static void ref_mahalanobis(double *d2, const float *x, size_t n, size_t d, const double *loc,
+                            const double *cov)
+{
+    double *a = malloc(d * 2 * d * sizeof *a);
+    for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < 2 * d; j++)
+            a[i * 2 * d + j] = j < d ? cov[i * d + j] : (j - d == i);
+    for (size_t c = 0; c < d; c++) {
+        size_t piv = c;
+        for (size_t r = c + 1; r < d; r++)
+            if (fabs(a[r * 2 * d + c]) > fabs(a[piv * 2 * d + c]))
+                piv = r;
+        for (size_t j = 0; j < 2 * d; j++) {
+            double t = a[c * 2 * d + j];
+            a[c * 2 * d + j] = a[piv * 2 * d + j];
+            a[piv * 2 * d + j] = t;
+        }
+        double dv = a[c * 2 * d + c];
+        for (size_t j = 0; j < 2 * d; j++)
+            a[c * 2 * d + j] /= dv;
+        for (size_t r = 0; r < d; r++)
+            if (r != c) {
+                double f = a[r * 2 * d + c];
+                for (size_t j = 0; j < 2 * d; j++)
+                    a[r * 2 * d + j] -= f * a[c * 2 * d + j];
+            }
+    }
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t p = 0; p < d; p++)
+            for (size_t q = 0; q < d; q++)
+                s += (x[i * d + p] - loc[p]) * a[p * 2 * d + d + q] * (x[i * d + q] - loc[q]);
+        d2[i] = s;
+    }
+    free(a);
+}
+
+/* n rows: a Gaussian with covariance L L' (L lower 3x3) and the last
+ * `outliers` rows shifted to (8, -8, 8). */
+static float *contaminated(size_t n, size_t outliers, uint64_t seed)
+{
+    const double L[3][3] = {{1, 0, 0}, {0.5, 1.3229, 0}, {0, 0.2268, 0.6690}};
+    float *x = malloc(n * 3 * sizeof *x);
+    sm_rng r;
+    sm_rng_init(&r, seed, 5);
+    for (size_t i = 0; i < n; i++) {
+        double z[3] = {sm_rng_normal(&r), sm_rng_normal(&r), sm_rng_normal(&r)};
+        for (size_t a = 0; a < 3; a++) {
+            double v = 0;
+            for (size_t b = 0; b <= a; b++)
+                v += L[a][b] * z[b];
+            if (i >= n - outliers)
+                v = (a == 1 ? -8.0 : 8.0) + 0.3 * z[a];
+            x[i * 3 + a] = (float)v;
+        }
+    }
+    return x;
+}
+
+static sm_mcd *fit_mcd(const float *x, size_t n, size_t d, uint64_t seed, int threads)
+{
+    sm_mcd_params p;
+    sm_mcd_params_init(&p);
+    p.seed = seed;
+    p.n_threads = threads;
+    p.n_trials = 100;
+    sm_mcd *m = NULL;
+    sm_error err;
+    int rc = sm_mcd_fit(&p, x, n, d, d, &m, &err);
+    ck_assert_msg(rc == SM_OK, "mcd: %s", err.msg);
+    return m;
+}
+
+START_TEST(mcd_resists_contamination)
+{
+    /* 20% outliers: the robust estimate stays at the inliers' mean 0 and
+     * covariance [[1,.5,0],[.5,2,.3],[0,.3,.5]]; with 800 inliers the
+     * sampling sd of a mean is ~0.05 and of a variance ~0.1: allow 4-5 sd. */
+    const size_t n = 1000, out = 200;
+    float *x = contaminated(n, out, sm_test_seed(23));
+    sm_mcd *m = fit_mcd(x, n, 3, sm_test_seed(23), 0);
+    const double *loc = sm_mcd_location(m), *cov = sm_mcd_covariance(m);
+    const double truth[9] = {1, 0.5, 0, 0.5, 2, 0.3, 0, 0.3, 0.5};
+    for (size_t j = 0; j < 3; j++)
+        ck_assert_double_eq_tol(loc[j], 0.0, 0.25);
+    for (size_t j = 0; j < 9; j++)
+        ck_assert_double_eq_tol(cov[j], truth[j], 0.25 * sqrt(truth[(j / 3) * 4] * truth[(j % 3) * 4]) + 0.05);
+    ck_assert_uint_eq(sm_mcd_dof(m), 3);
+    ck_assert_uint_le(sm_mcd_support_size(m), n - out + 10);
+    ck_assert_uint_ge(sm_mcd_support_size(m), (n + 4) / 2);
+    double *d2 = malloc(n * sizeof *d2), *ref = malloc(n * sizeof *ref);
+    ck_assert_int_eq(sm_mcd_distance(m, d2, x, n, 3, 3, 0, NULL), SM_OK);
+    ref_mahalanobis(ref, x, n, 3, loc, cov);
+    double cut = sm_chi2_quantile(0.975, 3);
+    size_t inliers_over = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_double_eq_tol(d2[i], ref[i], 1e-8 * (1 + ref[i]));
+        if (i >= n - out)
+            ck_assert_msg(d2[i] > 10 * cut, "outlier %zu has d2 %g", i, d2[i]);
+        else
+            inliers_over += d2[i] > cut;
+    }
+    ck_assert_uint_lt(inliers_over, (n - out) / 10); /* about 2.5% expected */
+    free(d2);
+    free(ref);
+    sm_mcd_destroy(m);
+    free(x);
+}
+END_TEST
+
+START_TEST(mcd_large_n_and_threads)
+{
+    /* n > 1500 takes the subsample path; same bits for any thread count. */
+    const size_t n = 4000, out = 400;
+    float *x = contaminated(n, out, sm_test_seed(24));
+    const int threads[] = {1, 2, 3, 8};
+    double loc0[3], cov0[9], *d0 = malloc(n * sizeof *d0), *d2 = malloc(n * sizeof *d2);
+    for (size_t t = 0; t < SM_ARRAY_LEN(threads); t++) {
+        sm_mcd *m = fit_mcd(x, n, 3, sm_test_seed(24), threads[t]);
+        ck_assert_int_eq(sm_mcd_distance(m, d2, x, n, 3, 3, threads[t], NULL), SM_OK);
+        if (t == 0) {
+            memcpy(loc0, sm_mcd_location(m), sizeof loc0);
+            memcpy(cov0, sm_mcd_covariance(m), sizeof cov0);
+            memcpy(d0, d2, n * sizeof *d0);
+        }
+        ck_assert_mem_eq(loc0, sm_mcd_location(m), sizeof loc0);
+        ck_assert_mem_eq(cov0, sm_mcd_covariance(m), sizeof cov0);
+        ck_assert_mem_eq(d0, d2, n * sizeof *d0);
+        sm_mcd_destroy(m);
+    }
+    double cut = sm_chi2_quantile(0.975, 3);
+    for (size_t i = n - out; i < n; i++)
+        ck_assert(d0[i] > 10 * cut);
+    for (size_t j = 0; j < 3; j++)
+        ck_assert_double_eq_tol(loc0[j], 0.0, 0.15);
+    free(d0);
+    free(d2);
+    free(x);
+}
+END_TEST
+
+START_TEST(mcd_affine_equivariant)
+{
+    /* Rescaling and shifting columns leaves the distances unchanged (up to
+     * the ridge, 1e-6 of a variance, and rounding of float inputs). */
+    const size_t n = 600;
+    float *x = contaminated(n, 60, sm_test_seed(25));
+    float *y = malloc(n * 3 * sizeof *y);
+    const float a[3] = {1000.0f, 0.01f, -3.0f}, b[3] = {5e4f, -2.0f, 7.0f};
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < 3; j++)
+            y[i * 3 + j] = a[j] * x[i * 3 + j] + b[j];
+    sm_mcd *mx = fit_mcd(x, n, 3, sm_test_seed(25), 0), *my = fit_mcd(y, n, 3, sm_test_seed(25), 0);
+    double *dx = malloc(n * sizeof *dx), *dy = malloc(n * sizeof *dy);
+    ck_assert_int_eq(sm_mcd_distance(mx, dx, x, n, 3, 3, 0, NULL), SM_OK);
+    ck_assert_int_eq(sm_mcd_distance(my, dy, y, n, 3, 3, 0, NULL), SM_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_double_eq_tol(dx[i], dy[i], 1e-3 * (1 + dx[i]));
+    free(dx);
+    free(dy);
+    sm_mcd_destroy(mx);
+    sm_mcd_destroy(my);
+    free(x);
+    free(y);
+}
+END_TEST
+
+START_TEST(mcd_constant_and_mostly_constant_columns)
+{
+    /* Column 1 constant: left out (dof 2), location keeps 4.5. Column 2 is 0
+     * in 70% of rows: the majority has no spread there, the ridge keeps the
+     * distances finite and rows off the majority value stand out. */
+    const size_t n = 400, d = 3;
+    float *x = gaussian(n, d, d, sm_test_seed(26));
+    for (size_t i = 0; i < n; i++) {
+        x[i * d + 1] = 4.5f;
+        x[i * d + 2] = i % 10 < 7 ? 0.0f : (float)(1 + i % 3);
+    }
+    sm_mcd *m = fit_mcd(x, n, d, sm_test_seed(26), 0);
+    ck_assert_uint_eq(sm_mcd_dof(m), 2);
+    ck_assert_double_eq(sm_mcd_location(m)[1], 4.5);
+    ck_assert_double_eq(sm_mcd_covariance(m)[1 * d + 1], 0.0);
+    double *d2 = malloc(n * sizeof *d2);
+    ck_assert_int_eq(sm_mcd_distance(m, d2, x, n, d, d, 0, NULL), SM_OK);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(isfinite(d2[i]) && d2[i] >= 0);
+    free(d2);
+    sm_mcd_destroy(m);
+    free(x);
+}
+END_TEST
+
+START_TEST(mcd_rejects_bad_input)
+{
+    float x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    sm_mcd_params p;
+    sm_mcd_params_init(&p);
+    sm_mcd *m = (sm_mcd *)x;
+    sm_error err;
+    ck_assert_int_eq(sm_mcd_fit(&p, x, 3, 2, 2, &m, &err), SM_ERR_INVALID_ARG);
+    ck_assert_ptr_null(m);
+    ck_assert_ptr_nonnull(strstr(err.msg, "n_samples=3"));
+    float c[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    ck_assert_int_eq(sm_mcd_fit(&p, c, 4, 2, 2, &m, &err), SM_ERR_NUMERIC);
+    p.support_fraction = 0.3;
+    ck_assert_int_eq(sm_mcd_params_check(&p, &err), SM_ERR_INVALID_ARG);
+    ck_assert_str_eq(err.field, "support_fraction");
+    sm_mcd_params_init(&p);
+    p.ridge = -1;
+    ck_assert_int_eq(sm_mcd_params_check(&p, &err), SM_ERR_INVALID_ARG);
+    sm_mcd_params_init(&p);
+    p.n_trials = 0;
+    ck_assert_int_eq(sm_mcd_params_check(&p, &err), SM_ERR_INVALID_ARG);
+    sm_mcd_destroy(NULL);
+}
+END_TEST
+
+/* --- OOM for the robust detectors ------------------------------------------------ */
+
+START_TEST(robust_oom_loops)
+{
+    const size_t n = 300;
+    float *x = contaminated(n, 30, sm_test_seed(27));
+    sm_mcd_params p;
+    sm_mcd_params_init(&p);
+    p.n_trials = 20;
+    p.n_threads = 2;
+    int rc = SM_ERR_NOMEM;
+    for (uint64_t nth = 1; rc == SM_ERR_NOMEM; nth++) {
+        sm_mcd *m = NULL;
+        sm_alloc_fail_at(nth, nth % 3 == 0);
+        rc = sm_mcd_fit(&p, x, n, 3, 3, &m, NULL);
+        sm_alloc_fail_at(0, false);
+        ck_assert_msg(rc == SM_OK || rc == SM_ERR_NOMEM, "nth %" PRIu64 ": %d", nth, rc);
+        if (rc == SM_ERR_NOMEM)
+            ck_assert_ptr_null(m);
+        sm_mcd_destroy(m);
+    }
+    sm_cluster_id labels[300];
+    for (size_t i = 0; i < n; i++)
+        labels[i] = (sm_cluster_id)(i % 4);
+    double s[300], med[4], scl[4], thr;
+    rc = SM_ERR_NOMEM;
+    for (uint64_t nth = 1; rc == SM_ERR_NOMEM; nth++) {
+        sm_alloc_fail_at(nth, false);
+        rc = sm_centroid_outliers(s, med, scl, x, n, 3, 3, labels, NULL, 4, 2, NULL);
+        sm_alloc_fail_at(0, false);
+        ck_assert(rc == SM_OK || rc == SM_ERR_NOMEM);
+    }
+    rc = SM_ERR_NOMEM;
+    for (uint64_t nth = 1; rc == SM_ERR_NOMEM; nth++) {
+        sm_alloc_fail_at(nth, false);
+        rc = sm_robust_column_stats(med, scl, x, n, 3, 3, 2, NULL);
+        sm_alloc_fail_at(0, false);
+        ck_assert(rc == SM_OK || rc == SM_ERR_NOMEM);
+    }
+    rc = SM_ERR_NOMEM;
+    for (uint64_t nth = 1; rc == SM_ERR_NOMEM; nth++) {
+        sm_alloc_fail_at(nth, false);
+        rc = sm_anomaly_threshold(&thr, s, n, 0.1, NULL);
+        sm_alloc_fail_at(0, false);
+        ck_assert(rc == SM_OK || rc == SM_ERR_NOMEM);
+    }
+    const uint64_t off[] = {0, 100, 300};
+    double v[300], ts[300];
+    for (size_t i = 0; i < 300; i++)
+        v[i] = x[i];
+    rc = SM_ERR_NOMEM;
+    for (uint64_t nth = 1; rc == SM_ERR_NOMEM; nth++) {
+        sm_alloc_fail_at(nth, false);
+        rc = sm_transaction_outliers(ts, NULL, NULL, off, v, 2, 3, 2, NULL);
+        sm_alloc_fail_at(0, false);
+        ck_assert(rc == SM_OK || rc == SM_ERR_NOMEM);
+    }
+    free(x);
+}
+END_TEST
+
 /* --- suite ----------------------------------------------------------------- */
 
 static Suite *anomaly_suite(void)
@@ -731,6 +1334,16 @@ static Suite *anomaly_suite(void)
     tcase_add_test(core, iforest_tree_invariants);
     tcase_add_test(core, iforest_save_load_round_trip);
     tcase_add_test(core, iforest_progress_and_cancel);
+    tcase_add_test(core, threshold_matches_numpy_percentile);
+    tcase_add_test(core, column_stats_hand_cases);
+    tcase_add_test(core, column_stats_match_reference_any_threads);
+    tcase_add_test(core, centroid_hand_case);
+    tcase_add_test(core, centroid_matches_reference_and_flags_misfit);
+    tcase_add_test(core, transactions_hand_case);
+    tcase_add_test(core, transactions_reference_threads_and_errors);
+    tcase_add_test(core, chi2_quantile_known_values);
+    tcase_add_test(core, mcd_resists_contamination);
+    tcase_add_test(core, mcd_affine_equivariant);
     suite_add_tcase(s, core);
 
     TCase *edge = tcase_create("edge");
@@ -738,25 +1351,33 @@ static Suite *anomaly_suite(void)
     tcase_add_test(edge, iforest_all_constant_scores_half);
     tcase_add_test(edge, iforest_small_n_uses_n_as_psi);
     tcase_add_test(edge, iforest_duplicates_and_extreme_values);
+    tcase_add_test(edge, mcd_constant_and_mostly_constant_columns);
     suite_add_tcase(s, edge);
 
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, iforest_rejects_bad_arguments);
     tcase_add_test(errors, iforest_corrupted_model_refused);
+    tcase_add_test(errors, threshold_rejects_bad_contamination);
+    tcase_add_test(errors, mcd_rejects_bad_input);
     suite_add_tcase(s, errors);
 
     TCase *determinism = tcase_create("determinism");
     tcase_add_test(determinism, iforest_same_bits_for_any_thread_count);
     tcase_add_test(determinism, iforest_row_alone_equals_batch);
+    tcase_add_test(determinism, mcd_large_n_and_threads);
     suite_add_tcase(s, determinism);
 
     TCase *oom = tcase_create("oom");
     tcase_add_test(oom, iforest_oom_loop);
+    tcase_add_test(oom, robust_oom_loops);
     suite_add_tcase(s, oom);
     return s;
 }
 
 int main(void)
 {
+    /* As the CLI does: BLAS runs single-threaded inside our OpenMP regions
+     * (Debian's OpenBLAS is the pthread build and would oversubscribe). */
+    openblas_set_num_threads(1);
     return sm_test_run(anomaly_suite());
 }
