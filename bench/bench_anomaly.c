@@ -11,13 +11,13 @@
  */
 #include <cblas.h>
 #include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/matrix_io.h"
 #include "harness.h"
 #include "kernels/rng.h"
 #include "segmint/segmint.h"
@@ -48,73 +48,43 @@ static long env_long(const char *name, long fallback)
     return v != NULL && v[0] != '\0' ? strtol(v, NULL, 10) : fallback;
 }
 
-/* --- a reader for the simple numeric CSVs of the ODDS sets ----------------- */
-/* Header line, then rows of d features and a 0/1 label; anything else is an
- * error naming the line. (engine/matrix_io.h replaces this once on main.) */
+/* An ODDS set: features and the 0/1 outlier column (the last one), read
+ * with the engine's matrix reader (NaN/inf refused with line and column). */
 typedef struct labelled {
-    float *x;   /* n x d */
-    int *y;     /* n */
-    size_t n, d;
+    sm_matrix m; /* n x (d + 1); the detectors see the first d columns */
+    int *y;      /* n */
+    size_t n, d, ld;
+    const float *x;
 } labelled;
 
 static bool read_labelled_csv(const char *path, labelled *out)
 {
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "bench_anomaly: %s: %s\n", path, strerror(errno));
+    sm_error err;
+    if (sm_matrix_read(path, &out->m, &err) != SM_OK) {
+        char text[1024];
+        sm_error_format(&err, text, sizeof text);
+        fprintf(stderr, "bench_anomaly: %s\n", text);
         return false;
     }
-    char *line = NULL;
-    size_t cap = 0, capacity = 0, line_no = 1;
-    bool ok = getline(&line, &cap, f) > 0;
-    size_t cols = 1;
-    for (const char *p = line; ok && *p; p++)
-        cols += *p == ',';
-    out->d = cols - 1;
-    while (ok && getline(&line, &cap, f) > 0) {
-        line_no++;
-        if (line[0] == '\n' || line[0] == '\0')
-            continue;
-        if (out->n == capacity) {
-            capacity = capacity ? 2 * capacity : 1024;
-            float *x = realloc(out->x, capacity * out->d * sizeof *x);
-            int *y = realloc(out->y, capacity * sizeof *y);
-            if (x == NULL || y == NULL) {
-                free(x ? x : out->x);
-                free(y ? y : out->y);
-                out->x = NULL, out->y = NULL;
-                ok = false;
-                break;
-            }
-            out->x = x, out->y = y;
-        }
-        char *p = line;
-        for (size_t j = 0; j < cols && ok; j++) {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p || !isfinite(v) || (j + 1 < cols ? *end != ',' : (*end != '\n' && *end != '\0' && *end != '\r'))) {
-                fprintf(stderr, "bench_anomaly: %s:%zu: column %zu is not a finite number\n", path, line_no, j + 1);
-                ok = false;
-                break;
-            }
-            if (j + 1 < cols)
-                out->x[out->n * out->d + j] = (float)v;
-            else
-                out->y[out->n] = v != 0.0;
-            p = end + 1;
-        }
-        if (ok)
-            out->n++;
+    if (out->m.d < 2 || out->m.n < 2) {
+        sm_matrix_free(&out->m);
+        return false;
     }
-    free(line);
-    fclose(f);
-    if (!ok) {
-        free(out->x);
-        free(out->y);
-        memset(out, 0, sizeof *out);
-    }
-    return ok && out->n >= 2;
+    out->n = out->m.n;
+    out->d = out->m.d - 1;
+    out->ld = out->m.ld;
+    out->x = out->m.data;
+    out->y = malloc(out->n * sizeof *out->y);
+    for (size_t i = 0; i < out->n; i++)
+        out->y[i] = out->m.data[i * out->ld + out->d] != 0.0f;
+    return true;
+}
+
+static void labelled_free(labelled *l)
+{
+    sm_matrix_free(&l->m);
+    free(l->y);
 }
 
 /* --- ROC AUC (Mann-Whitney U, ties share their average rank) ---------------- */
@@ -158,8 +128,8 @@ static double roc_auc(const double *scores, const int *y, size_t n)
 /* --- segmint runs ---------------------------------------------------------------- */
 
 /* Fits and scores once; returns false on failure. */
-static bool segmint_run(const float *x, size_t n, size_t d, uint64_t seed, double *scores,
-                        double *fit_s, double *score_s)
+static bool segmint_run(const float *x, size_t n, size_t d, size_t ld, uint64_t seed,
+                        double *scores, double *fit_s, double *score_s)
 {
     sm_iforest_params p;
     sm_iforest_params_init(&p);
@@ -169,12 +139,12 @@ static bool segmint_run(const float *x, size_t n, size_t d, uint64_t seed, doubl
     sm_iforest *f = NULL;
     sm_error err;
     double t0 = bench_now();
-    if (sm_iforest_fit(&p, x, n, d, d, &f, &err) != SM_OK) {
+    if (sm_iforest_fit(&p, x, n, d, ld, &f, &err) != SM_OK) {
         fprintf(stderr, "bench_anomaly: fit: %s\n", err.msg);
         return false;
     }
     double t1 = bench_now();
-    int rc = sm_iforest_score(f, scores, x, n, d, d, 0, NULL, &err);
+    int rc = sm_iforest_score(f, scores, x, n, d, ld, 0, NULL, &err);
     double t2 = bench_now();
     sm_iforest_destroy(f);
     if (rc != SM_OK) {
@@ -250,7 +220,7 @@ static void run_sets(int seeds, bool sklearn)
         double aucs[64], times[64];
         for (int s = 0; s < seeds; s++) {
             double fit_s, score_s;
-            if (!segmint_run(data.x, data.n, data.d, (uint64_t)s, scores, &fit_s, &score_s))
+            if (!segmint_run(data.x, data.n, data.d, data.ld, (uint64_t)s, scores, &fit_s, &score_s))
                 exit(1);
             aucs[s] = roc_auc(scores, data.y, data.n);
             times[s] = fit_s + score_s;
@@ -272,8 +242,7 @@ static void run_sets(int seeds, bool sklearn)
             }
         }
         free(scores);
-        free(data.x);
-        free(data.y);
+        labelled_free(&data);
     }
 
     printf("\n### Isolation Forest ROC AUC (t = %d, psi = %d, mean (sd) over %d seeds)\n\n", TREES,
@@ -364,10 +333,10 @@ static void run_synthetic(size_t n, size_t d, int reps, bool sklearn)
     int theirs = 0;
     long rss = 0;
     double fit_s, score_s;
-    segmint_run(x, n, d, 1000, scores, &fit_s, &score_s); /* warm-up: pages, threads */
+    segmint_run(x, n, d, d, 1000, scores, &fit_s, &score_s); /* warm-up: pages, threads */
     for (int rep = 0; rep < reps; rep++) {
         bench_peak_rss_reset();
-        if (!segmint_run(x, n, d, (uint64_t)rep, scores, &fit_s, &score_s))
+        if (!segmint_run(x, n, d, d, (uint64_t)rep, scores, &fit_s, &score_s))
             exit(1);
         rss = bench_peak_rss_kb();
         ours_fit[rep] = fit_s, ours_score[rep] = score_s, ours_total[rep] = fit_s + score_s;
