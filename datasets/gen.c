@@ -15,6 +15,7 @@
 
 #include "kernels/core.h"
 #include "kernels/rng.h"
+#include "storage/fields.h"
 
 enum {
     CUSTOMERS_PER_BLOCK = 1024,
@@ -166,29 +167,14 @@ static uint32_t draw_item(const catalog *cat, sm_rng *rng)
 
 /* --- calendar ------------------------------------------------------------------- */
 
-/* Civil date from days since 1970-01-01 (H. Hinnant's days_from_civil inverse). */
-static void civil_from_days(int64_t z, int *year, unsigned *month, unsigned *day)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = (int64_t)yoe + era * 400;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *day = doy - (153 * mp + 2) / 5 + 1;
-    *month = mp < 10 ? mp + 3 : mp - 9;
-    *year = (int)(y + (*month <= 2));
-}
-
 /* Relative purchase intensity on a day: a Nov-Dec peak, a January lull and
  * quiet Sundays. The maximum is SEASON_MAX (for thinning). */
 #define SEASON_MAX 1.6
 static double season(int64_t unix_day)
 {
-    int year;
+    int64_t year;
     unsigned month, day;
-    civil_from_days(unix_day, &year, &month, &day);
+    sm_civil_from_days(unix_day, &year, &month, &day);
     double factor = month == 11 || month == 12 ? 1.6 : month == 1 ? 0.8 : 1.0;
     if ((unix_day + 4) % 7 == 0) /* 1970-01-01 was a Thursday; 0 = Sunday */
         factor *= 0.5;
@@ -308,9 +294,9 @@ static char *put_time(char *out, int64_t t)
 {
     int64_t days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
     int64_t secs = t - days * 86400;
-    int year;
+    int64_t year;
     unsigned month, day;
-    civil_from_days(days, &year, &month, &day);
+    sm_civil_from_days(days, &year, &month, &day);
     out = put_u64(out, (uint64_t)year);
     *out++ = '-';
     out = put_2(out, month);

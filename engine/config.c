@@ -7,81 +7,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "engine/output.h"
 #include "kernels/core.h"
-
-/* days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant) */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static bool read_digits(const char **p, int count, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < count; i++) {
-        if (!isdigit((unsigned char)(*p)[i]))
-            return false;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += count;
-    *out = v;
-    return true;
-}
-
-int sm_parse_date(const char *text, int64_t *out)
-{
-    const char *p = text;
-    int year, month, day, hour = 0, minute = 0, second = 0;
-    if (!read_digits(&p, 4, &year) || *p++ != '-' || !read_digits(&p, 2, &month) || *p++ != '-' ||
-        !read_digits(&p, 2, &day))
-        return SM_ERR_PARSE;
-    static const int month_days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    if (month < 1 || month > 12 || day < 1 || day > month_days[month - 1] || (month == 2 && day == 29 && !leap))
-        return SM_ERR_PARSE;
-    int64_t offset = 0;
-    if (*p == 'T' || *p == ' ') {
-        p++;
-        if (!read_digits(&p, 2, &hour) || *p++ != ':' || !read_digits(&p, 2, &minute))
-            return SM_ERR_PARSE;
-        if (*p == ':') {
-            p++;
-            if (!read_digits(&p, 2, &second))
-                return SM_ERR_PARSE;
-            if (*p == '.')
-                for (p++; isdigit((unsigned char)*p); p++) {
-                }
-        }
-        if (hour > 23 || minute > 59 || second > 60)
-            return SM_ERR_PARSE;
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-            if (!read_digits(&p, 2, &oh))
-                return SM_ERR_PARSE;
-            if (*p == ':')
-                p++;
-            if (isdigit((unsigned char)*p) && !read_digits(&p, 2, &om))
-                return SM_ERR_PARSE;
-            if (oh > 23 || om > 59)
-                return SM_ERR_PARSE;
-            offset = sign * (oh * 3600 + om * 60);
-        }
-    }
-    if (*p != '\0')
-        return SM_ERR_PARSE;
-    *out = days_from_civil(year, (unsigned)month, (unsigned)day) * 86400 + hour * 3600 + minute * 60 + second - offset;
-    return SM_OK;
-}
+#include "storage/fields.h"
 
 static const sm_config_key *find_key(const sm_config_key *keys, size_t n, const char *name)
 {
@@ -165,7 +94,7 @@ int sm_config_set(const sm_config_key *keys, size_t n_keys, void *config, const 
             *(int64_t *)field = 0;
             return SM_OK;
         }
-        if (sm_parse_date(value, (int64_t *)field) != SM_OK)
+        if (sm_parse_time_iso(value, strlen(value), (int64_t *)field) != SM_FIELD_OK)
             return sm_error_set_at(err, SM_ERR_PARSE, origin, line, 0, name,
                                    "'%s' is not a date (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)", value);
         return SM_OK;
@@ -302,7 +231,7 @@ void sm_config_print(FILE *out, const sm_config_key *keys, size_t n_keys, const 
                 fputs("\"\"", out);
             } else {
                 char buf[32];
-                sm_format_iso8601(t, buf, sizeof buf);
+                sm_format_time_iso(t, buf);
                 fputs(buf, out);
             }
             break;

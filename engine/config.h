@@ -26,7 +26,7 @@ typedef enum sm_config_type {
     SM_CONFIG_BOOL,        /* bool */
     SM_CONFIG_STRING,      /* char[SM_CONFIG_STRING_MAX]; "" = unset */
     SM_CONFIG_CHOICE,      /* int: index into choices */
-    SM_CONFIG_DATE         /* int64_t UTC seconds; 0 = unset; YYYY-MM-DD or ISO 8601 date-time */
+    SM_CONFIG_DATE         /* int64_t UTC seconds; 0 = unset; ISO 8601 (storage/fields.h sm_parse_time_iso) */
 } sm_config_type;
 
 typedef struct sm_config_key {
@@ -52,9 +52,5 @@ int sm_config_set(const sm_config_key *keys, size_t n_keys, void *config, const 
 /* Writes the configuration in the file syntax, grouped by section, with
  * each key's help as a comment. */
 void sm_config_print(FILE *out, const sm_config_key *keys, size_t n_keys, const void *config);
-
-/* Parses "YYYY-MM-DD" (midnight UTC) or an ISO 8601 date-time with optional
- * fractional seconds and Z or +HH:MM offset. Returns SM_OK or SM_ERR_PARSE. */
-int sm_parse_date(const char *text, int64_t *out);
 
 #endif

@@ -29,14 +29,20 @@ static int compare_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Number of distinct values among values[0..n), which it sorts. */
+/* Number of distinct values among values[0..n). Sequences that arrive in
+ * nondecreasing order (the common case: rows are time-sorted, and basket
+ * ids follow import order) are counted in one pass; others are sorted. */
 static uint32_t count_distinct(uint64_t *values, size_t n)
 {
     if (n == 0)
         return 0;
-    qsort(values, n, sizeof *values, compare_u64);
+    size_t i = 1;
+    while (i < n && values[i] >= values[i - 1])
+        i++;
+    if (i < n)
+        qsort(values, n, sizeof *values, compare_u64);
     uint32_t distinct = 1;
-    for (size_t i = 1; i < n; i++)
+    for (i = 1; i < n; i++)
         distinct += values[i] != values[i - 1];
     return distinct;
 }
@@ -76,17 +82,29 @@ int sm_customer_stats_compute(const sm_tx_table *tx, int64_t as_of, int n_thread
     uint64_t longest = 0;
     for (uint32_t c = 0; c < n; c++)
         longest = SM_MAX(longest, tx->customer_offsets[c + 1] - tx->customer_offsets[c]);
+    /* Distinct items are counted with a per-thread stamp per item id
+     * (stamp = customer + 1), which touches each row once. */
+    uint64_t n_items = 0;
+    for (uint64_t r = 0; r < tx->n_rows; r++)
+        if (tx->item[r] != SM_ITEM_NONE && tx->item[r] >= n_items)
+            n_items = (uint64_t)tx->item[r] + 1;
     const double scale = (double)tx->money_scale;
     int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
     uint64_t **scratch = sm_calloc((size_t)threads, sizeof *scratch);
-    bool scratch_ok = scratch != NULL;
+    uint32_t **stamps = sm_calloc((size_t)threads, sizeof *stamps);
+    bool scratch_ok = scratch != NULL && stamps != NULL;
     for (int t = 0; scratch_ok && t < threads; t++)
-        scratch_ok = (scratch[t] = sm_alloc_array(longest + 1, sizeof(uint64_t))) != NULL;
+        scratch_ok = (scratch[t] = sm_alloc_array(longest + 1, sizeof(uint64_t))) != NULL &&
+                     (stamps[t] = sm_calloc(n_items + 1, sizeof(uint32_t))) != NULL;
     if (!scratch_ok) {
-        if (scratch != NULL)
-            for (int t = 0; t < threads; t++)
+        for (int t = 0; t < threads; t++) {
+            if (scratch != NULL)
                 sm_free(scratch[t]);
+            if (stamps != NULL)
+                sm_free(stamps[t]);
+        }
         sm_free(scratch);
+        sm_free(stamps);
         sm_customer_stats_free(out);
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory for a history of %" PRIu64 " rows", longest);
     }
@@ -95,6 +113,7 @@ int sm_customer_stats_compute(const sm_tx_table *tx, int64_t as_of, int n_thread
 #pragma omp parallel num_threads(threads) reduction(+ : with_purchase)
     {
         uint64_t *keys = scratch[omp_get_thread_num()];
+        uint32_t *stamp = stamps[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 4096)
         for (uint32_t c = 0; c < n; c++) {
             const uint64_t begin = tx->customer_offsets[c], end = tx->customer_offsets[c + 1];
@@ -136,16 +155,23 @@ int sm_customer_stats_compute(const sm_tx_table *tx, int64_t as_of, int n_thread
                 if (!(tx->flags[r] & SM_TX_RETURN))
                     keys[n_keys++] = (uint64_t)utc_day(tx->time[r]);
             out->purchase_days[c] = count_distinct(keys, n_keys);
-            n_keys = 0;
-            for (uint64_t r = begin; r < end && tx->time[r] <= as_of; r++)
-                if (!(tx->flags[r] & SM_TX_RETURN) && tx->item[r] != SM_ITEM_NONE)
-                    keys[n_keys++] = tx->item[r];
-            out->distinct_items[c] = count_distinct(keys, n_keys);
+            uint32_t distinct_items = 0;
+            for (uint64_t r = begin; r < end && tx->time[r] <= as_of; r++) {
+                sm_item_id item = tx->item[r];
+                if (!(tx->flags[r] & SM_TX_RETURN) && item != SM_ITEM_NONE && stamp[item] != c + 1) {
+                    stamp[item] = c + 1;
+                    distinct_items++;
+                }
+            }
+            out->distinct_items[c] = distinct_items;
         }
     }
     out->with_purchase = with_purchase;
-    for (int t = 0; t < threads; t++)
+    for (int t = 0; t < threads; t++) {
         sm_free(scratch[t]);
+        sm_free(stamps[t]);
+    }
     sm_free(scratch);
+    sm_free(stamps);
     return SM_OK;
 }

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kernels/core.h"
@@ -379,15 +378,4 @@ void sm_json_put_float(FILE *out, float value)
         put_shortest_float(out, value);
     else
         fputs("null", out);
-}
-
-void sm_format_iso8601(int64_t seconds, char *buf, size_t len)
-{
-    time_t t = (time_t)seconds;
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(buf, len, "%" PRId64, seconds);
-        return;
-    }
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }

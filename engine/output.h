@@ -61,7 +61,4 @@ void sm_csv_put_float(FILE *out, float value);
 void sm_json_put_double(FILE *out, double value);
 void sm_json_put_float(FILE *out, float value);
 
-/* UTC seconds as ISO 8601 "YYYY-MM-DDTHH:MM:SSZ" into buf (>= 21 bytes). */
-void sm_format_iso8601(int64_t seconds, char *buf, size_t len);
-
 #endif

@@ -2,6 +2,7 @@
 /* The strict configuration parser and the date parser. */
 #include "engine/config.h"
 #include "kernels/core.h"
+#include "storage/fields.h"
 #include "testutil.h"
 
 #include <stdlib.h>
@@ -133,24 +134,31 @@ START_TEST(printed_configuration_parses_back_identically)
 }
 END_TEST
 
+/* The DATE settings go through storage's ISO 8601 parser; these are the
+ * forms a user types for --as-of and calibration dates. Expected epochs
+ * computed with Python's datetime.timestamp(). */
 START_TEST(dates)
 {
-    int64_t t;
-    ck_assert_int_eq(sm_parse_date("1970-01-01", &t), SM_OK);
-    ck_assert_int_eq(t, 0);
-    ck_assert_int_eq(sm_parse_date("2000-02-29T23:59:59Z", &t), SM_OK);
-    ck_assert_int_eq(t, 951868799);
-    ck_assert_int_eq(sm_parse_date("2011-12-09 12:50:00", &t), SM_OK);
-    ck_assert_int_eq(t, 1323435000);
-    ck_assert_int_eq(sm_parse_date("2011-12-09T12:50:00.250-05:30", &t), SM_OK);
-    ck_assert_int_eq(t, 1323435000 + 5 * 3600 + 1800);
-    ck_assert_int_eq(sm_parse_date("1969-12-31T23:00:00Z", &t), SM_OK);
-    ck_assert_int_eq(t, -3600);
-    ck_assert_int_eq(sm_parse_date("1900-02-29", &t), SM_ERR_PARSE); /* not a leap year */
-    ck_assert_int_eq(sm_parse_date("2011-13-01", &t), SM_ERR_PARSE);
-    ck_assert_int_eq(sm_parse_date("2011-12-09T25:00", &t), SM_ERR_PARSE);
-    ck_assert_int_eq(sm_parse_date("2011-12-9", &t), SM_ERR_PARSE);
-    ck_assert_int_eq(sm_parse_date("2011-12-09x", &t), SM_ERR_PARSE);
+    static const struct {
+        const char *text;
+        int64_t expect;
+    } good[] = {
+        {"1970-01-01", 0},
+        {"2000-02-29T23:59:59Z", 951868799},
+        {"2011-12-09 12:50:00", 1323435000},
+        {"2011-12-09T12:50:00.250-05:30", 1323435000 + 5 * 3600 + 1800},
+        {"1969-12-31T23:00:00Z", -3600},
+    };
+    for (size_t i = 0; i < SM_ARRAY_LEN(good); i++) {
+        int64_t t = 0;
+        ck_assert_int_eq(sm_parse_time_iso(good[i].text, strlen(good[i].text), &t), SM_FIELD_OK);
+        ck_assert_int_eq(t, good[i].expect);
+    }
+    static const char *const bad[] = {"1900-02-29", "2011-13-01", "2011-12-09T25:00", "2011-12-9", "2011-12-09x"};
+    for (size_t i = 0; i < SM_ARRAY_LEN(bad); i++) {
+        int64_t t;
+        ck_assert_int_ne(sm_parse_time_iso(bad[i], strlen(bad[i]), &t), SM_FIELD_OK);
+    }
 }
 END_TEST
 

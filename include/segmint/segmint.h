@@ -18,6 +18,7 @@
 #include "segmint/common.h"
 #include "segmint/error.h"
 #include "segmint/anomaly.h"
+#include "segmint/fim.h"
 #include "segmint/store.h"
 
 #ifdef __cplusplus
