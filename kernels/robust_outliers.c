@@ -29,6 +29,8 @@
 #define MCD_TRIAL_CSTEPS 2
 /* Trials per parallel region (progress and cancellation between regions). */
 #define MCD_TRIAL_CHUNK 64
+/* Largest condition number of the starting scatter before regularisation (MRCD's 50). */
+#define MRCD_CONDITION 50.0
 
 const char *sm_detector_name(int detector)
 {
@@ -450,7 +452,7 @@ void sm_mcd_params_init(sm_mcd_params *params)
     params->support_fraction = 0.0;
     params->n_trials = 500;
     params->max_csteps = 100;
-    params->ridge = 1e-6;
+    params->ridge = 0.0;
 }
 
 int sm_mcd_params_check(const sm_mcd_params *params, sm_error *err)
@@ -486,6 +488,7 @@ struct sm_mcd {
     double *location;      /* d, original units */
     double *covariance;    /* d x d, original units */
     size_t support;
+    double ridge;          /* regularisation used, standardised units */
 };
 
 void sm_mcd_destroy(sm_mcd *mcd)
@@ -506,6 +509,7 @@ const double *sm_mcd_location(const sm_mcd *mcd) { return mcd->location; }
 const double *sm_mcd_covariance(const sm_mcd *mcd) { return mcd->covariance; }
 size_t sm_mcd_dof(const sm_mcd *mcd) { return mcd->p; }
 size_t sm_mcd_support_size(const sm_mcd *mcd) { return mcd->support; }
+double sm_mcd_ridge(const sm_mcd *mcd) { return mcd->ridge; }
 
 /* In-place lower Cholesky of the p x p matrix a (row-major, upper part
  * zeroed). False if a pivot is not clearly positive (singular to working
@@ -536,6 +540,44 @@ static bool cholesky(double *a, size_t p, double *logdet)
     }
     *logdet = ld;
     return true;
+}
+
+/* Eigenvalues of the symmetric p x p matrix a (overwritten) by cyclic Jacobi
+ * rotations; p is small (the number of features). */
+static void sym_eigenvalues(double *a, size_t p, double *ev)
+{
+    for (int sweep = 0; sweep < 64; sweep++) {
+        double off = 0.0, total = 0.0;
+        for (size_t i = 0; i < p; i++)
+            for (size_t j = 0; j < p; j++) {
+                total += a[i * p + j] * a[i * p + j];
+                if (i != j)
+                    off += a[i * p + j] * a[i * p + j];
+            }
+        if (!(off > 1e-30 * total))
+            break;
+        for (size_t i = 0; i < p; i++)
+            for (size_t j = i + 1; j < p; j++) {
+                double aij = a[i * p + j];
+                if (aij == 0.0)
+                    continue;
+                double theta = (a[j * p + j] - a[i * p + i]) / (2.0 * aij);
+                double t = (theta >= 0.0 ? 1.0 : -1.0) / (fabs(theta) + sqrt(theta * theta + 1.0));
+                double c = 1.0 / sqrt(t * t + 1.0), s = t * c;
+                for (size_t k = 0; k < p; k++) {
+                    double aki = a[k * p + i], akj = a[k * p + j];
+                    a[k * p + i] = c * aki - s * akj;
+                    a[k * p + j] = s * aki + c * akj;
+                }
+                for (size_t k = 0; k < p; k++) {
+                    double aik = a[i * p + k], ajk = a[j * p + k];
+                    a[i * p + k] = c * aik - s * ajk;
+                    a[j * p + k] = s * aik + c * ajk;
+                }
+            }
+    }
+    for (size_t i = 0; i < p; i++)
+        ev[i] = a[i * p + i];
 }
 
 /* Rows of the standardised data: either a dense double matrix (the work
@@ -728,16 +770,15 @@ typedef struct mcd_fit {
 
 typedef struct mcd_ctx {
     size_t p;
-    double ridge;
-    const double *var;   /* p classical variances of z (the ridge's scale) */
+    double ridge;        /* added to the diagonal, in robustly standardised units */
 } mcd_ctx;
 
-/* cov += ridge * diag(var), copy to chol and factor. */
+/* cov += ridge * I, copy to chol and factor. */
 static bool factor(const mcd_ctx *c, mcd_fit *f)
 {
     const size_t p = c->p;
     for (size_t j = 0; j < p; j++)
-        f->cov[j * p + j] += c->ridge * c->var[j];
+        f->cov[j * p + j] += c->ridge;
     memcpy(f->chol, f->cov, p * p * sizeof *f->chol);
     f->valid = cholesky(f->chol, p, &f->logdet);
     return f->valid;
@@ -894,7 +935,7 @@ int sm_mcd_fit(const sm_mcd_params *params, const float *x, size_t n, size_t d, 
                                d + 2);
     const int threads = thread_count(params->n_threads);
     sm_mcd *mcd = sm_calloc(1, sizeof *mcd);
-    double *cmin = NULL, *cmax = NULL, *med = NULL, *scl = NULL, *var = NULL, *W = NULL, *d2 = NULL;
+    double *cmin = NULL, *cmax = NULL, *med = NULL, *scl = NULL, *ev = NULL, *W = NULL, *d2 = NULL;
     double *d2_copy = NULL;
     size_t *idx = NULL, *order = NULL;
     uint8_t *sel = NULL;
@@ -939,9 +980,9 @@ int sm_mcd_fit(const sm_mcd_params *params, const float *x, size_t n, size_t d, 
     mcd->scale = sm_alloc_array(p, sizeof *mcd->scale);
     mcd->mu = sm_alloc_array(p, sizeof *mcd->mu);
     mcd->chol = sm_alloc_array(p * p, sizeof *mcd->chol);
-    var = sm_alloc_array(p, sizeof *var);
+    ev = sm_alloc_array(p, sizeof *ev);
     if (mcd->center == NULL || mcd->scale == NULL || mcd->mu == NULL || mcd->chol == NULL ||
-        var == NULL)
+        ev == NULL)
         goto out_nomem;
     for (size_t jj = 0; jj < p; jj++) {
         size_t j = mcd->cols[jj];
@@ -953,12 +994,6 @@ int sm_mcd_fit(const sm_mcd_params *params, const float *x, size_t n, size_t d, 
     zsrc all = {.x = x, .ld = ld, .cols = mcd->cols, .center = mcd->center, .scale = mcd->scale, .p = p};
     if (!work_alloc(&full, n, p, threads) || !fit_alloc(&next, p) || !fit_alloc(&best, p))
         goto out_nomem;
-    /* Classical variances of z for the ridge: the diagonal of the full covariance. */
-    mean_cov(&full, &all, NULL, best.mu, best.cov);
-    for (size_t j = 0; j < p; j++)
-        var[j] = best.cov[j * p + j];
-    mcd_ctx ctx = {.p = p, .ridge = params->ridge, .var = var};
-
     size_t h = params->support_fraction == 0.0 ? (n + p + 1) / 2
                                                : (size_t)ceil(params->support_fraction * (double)n);
     h = SM_MIN(SM_MAX(h, p + 1), n);
@@ -967,9 +1002,46 @@ int sm_mcd_fit(const sm_mcd_params *params, const float *x, size_t n, size_t d, 
     sel = sm_alloc_array(n, 1);
     if (d2 == NULL || idx == NULL || sel == NULL)
         goto out_nomem;
+    /* The regularisation, fixed once as MRCD does (Boudt, Rousseeuw, Vanduffel &
+     * Verdonck, Statistics and Computing 30, 2020): from the scatter of the h
+     * rows nearest the coordinatewise median (in standardised units), the
+     * smallest ridge that bounds its condition number by MRCD_CONDITION. A
+     * majority that is constant in some column (a return rate that is 0 for
+     * most customers) then keeps a finite, comparable distance instead of an
+     * exact fit that makes every other customer infinitely far. */
+    for (size_t j = 0; j < p; j++) {
+        best.mu[j] = 0.0;
+        for (size_t k = 0; k < p; k++)
+            best.chol[j * p + k] = j == k;
+    }
+    distances(&full, &all, best.mu, best.chol, d2);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    select_rows(idx, d2, n, h);
+    memset(sel, 0, n);
+    for (size_t i = 0; i < h; i++)
+        sel[idx[i]] = 1;
+    mean_cov(&full, &all, sel, best.mu, best.cov);
+    memcpy(best.chol, best.cov, p * p * sizeof *best.chol);
+    sym_eigenvalues(best.chol, p, ev);
+    double ev_min = ev[0], ev_max = ev[0];
+    for (size_t j = 1; j < p; j++) {
+        ev_min = SM_MIN(ev_min, ev[j]);
+        ev_max = SM_MAX(ev_max, ev[j]);
+    }
+    double ridge = params->ridge;
+    if (ridge == 0.0) {
+        ridge = SM_MAX(0.0, (ev_max - MRCD_CONDITION * ev_min) / (MRCD_CONDITION - 1.0));
+        /* Keep every scatter invertible even when the start is well conditioned. */
+        ridge = SM_MAX(ridge, 1e-9 * SM_MAX(ev_max, 1e-300));
+    }
+    mcd->ridge = ridge;
+    mcd_ctx ctx = {.p = p, .ridge = ridge};
+    if (h == n)
+        mean_cov(&full, &all, NULL, best.mu, best.cov); /* the classical estimate */
 
     if (h == n) {
-        /* Nothing to trim: the classical estimate (already in best, before the ridge). */
+        /* Nothing to trim: the classical estimate (in best, before the ridge). */
         if (!factor(&ctx, &best)) {
             rc = sm_error_set(err, SM_ERR_NUMERIC, "the covariance is singular (collinear columns); "
                                                    "set ridge > 0");
@@ -1139,7 +1211,7 @@ out:
     sm_free(cmax);
     sm_free(med);
     sm_free(scl);
-    sm_free(var);
+    sm_free(ev);
     sm_free(W);
     sm_free(d2);
     sm_free(idx);

@@ -1185,8 +1185,9 @@ END_TEST
 
 START_TEST(mcd_affine_equivariant)
 {
-    /* Rescaling and shifting columns leaves the distances unchanged (up to
-     * the ridge, 1e-6 of a variance, and rounding of float inputs). */
+    /* Rescaling and shifting columns leaves the distances unchanged: the
+     * ridge is in robustly standardised units, so only float rounding of the
+     * inputs differs. */
     const size_t n = 600;
     float *x = contaminated(n, 60, sm_test_seed(25));
     float *y = malloc(n * 3 * sizeof *y);
@@ -1213,7 +1214,7 @@ START_TEST(mcd_constant_and_mostly_constant_columns)
 {
     /* Column 1 constant: left out (dof 2), location keeps 4.5. Column 2 is 0
      * in 70% of rows: the majority has no spread there, the ridge keeps the
-     * distances finite and rows off the majority value stand out. */
+     * distances finite. */
     const size_t n = 400, d = 3;
     float *x = gaussian(n, d, d, sm_test_seed(26));
     for (size_t i = 0; i < n; i++) {
@@ -1230,6 +1231,49 @@ START_TEST(mcd_constant_and_mostly_constant_columns)
         ck_assert(isfinite(d2[i]) && d2[i] >= 0);
     free(d2);
     sm_mcd_destroy(m);
+    free(x);
+}
+END_TEST
+
+START_TEST(mcd_auto_ridge_tames_zero_inflated_columns)
+{
+    /* Column 2 is 0 for 80% of rows (a return rate): the majority has no
+     * spread there. A negligible fixed ridge gives the other 20% distances
+     * of order 1/ridge (an exact fit); the automatic MRCD-style ridge bounds
+     * the start's condition number by 50, so they stay comparable with the
+     * other columns' distances. Well-conditioned data get a negligible ridge. */
+    const size_t n = 1000, d = 3;
+    float *x = gaussian(n, d, d, sm_test_seed(28));
+    for (size_t i = 0; i < n; i++)
+        x[i * d + 2] = i % 5 == 0 ? (float)(0.05 + 0.01 * (double)(i % 7)) : 0.0f;
+    sm_mcd_params p;
+    sm_mcd_params_init(&p);
+    p.n_trials = 50;
+    double *d_auto = malloc(n * sizeof *d_auto), *d_tiny = malloc(n * sizeof *d_tiny);
+    sm_mcd *m = NULL;
+    ck_assert_int_eq(sm_mcd_fit(&p, x, n, d, d, &m, NULL), SM_OK);
+    ck_assert_double_gt(sm_mcd_ridge(m), 1e-3);
+    ck_assert_int_eq(sm_mcd_distance(m, d_auto, x, n, d, d, 0, NULL), SM_OK);
+    sm_mcd_destroy(m);
+    p.ridge = 1e-9;
+    ck_assert_int_eq(sm_mcd_fit(&p, x, n, d, d, &m, NULL), SM_OK);
+    ck_assert_double_eq(sm_mcd_ridge(m), 1e-9);
+    ck_assert_int_eq(sm_mcd_distance(m, d_tiny, x, n, d, d, 0, NULL), SM_OK);
+    sm_mcd_destroy(m);
+    for (size_t i = 0; i < n; i += 5) {
+        ck_assert_double_gt(d_tiny[i], 1e5);
+        ck_assert_double_lt(d_auto[i], 1e4);
+    }
+    /* The Gaussian blob alone is well conditioned: the automatic ridge is
+     * the 1e-9 relative floor. */
+    float *g = gaussian(n, d, d, sm_test_seed(29));
+    p.ridge = 0.0;
+    ck_assert_int_eq(sm_mcd_fit(&p, g, n, d, d, &m, NULL), SM_OK);
+    ck_assert_double_lt(sm_mcd_ridge(m), 1e-8);
+    sm_mcd_destroy(m);
+    free(g);
+    free(d_auto);
+    free(d_tiny);
     free(x);
 }
 END_TEST
@@ -1352,6 +1396,7 @@ static Suite *anomaly_suite(void)
     tcase_add_test(edge, iforest_small_n_uses_n_as_psi);
     tcase_add_test(edge, iforest_duplicates_and_extreme_values);
     tcase_add_test(edge, mcd_constant_and_mostly_constant_columns);
+    tcase_add_test(edge, mcd_auto_ridge_tames_zero_inflated_columns);
     suite_add_tcase(s, edge);
 
     TCase *errors = tcase_create("errors");

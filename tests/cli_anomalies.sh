@@ -105,4 +105,44 @@ head -3 "$tmp/m.csv" > "$tmp/two.csv"
 "$segmint" anomalies --matrix "$tmp/two.csv" --quiet --out "$tmp/two_out.csv"
 check "n = 2 (< psi) works" test "$(wc -l < "$tmp/two_out.csv")" -eq 3
 
+# --- a store: features built from transactions, purchases against each customer's
+# history, the run recorded. The generator plants huge orders (200-500 units of an
+# expensive item) and purchase bursts; its truth file names those customers.
+"$segmint" gen --customers 1500 --seed 11 --anomaly-rate 0.02 --out "$tmp/tx.csv" --quiet
+"$segmint" import --store "$tmp/store" "$tmp/tx.csv" --quiet
+check "import exits 0" test $? -eq 0
+"$segmint" anomalies --store "$tmp/store" --method all --contamination 0.02 --out "$tmp/store.csv" --quiet
+check "store run exits 0" test $? -eq 0
+check "store header" test "$(head -1 "$tmp/store.csv")" = \
+  "customer_id,score,flag,detector,iforest_score,iforest_flag,mahalanobis_score,mahalanobis_flag,transaction_score,transaction_flag"
+customers=$(awk -F, 'NR > 1' "$tmp/tx.truth.csv" | wc -l)
+check "one row per customer with a purchase" test "$(($(wc -l < "$tmp/store.csv") - 1))" -le "$customers"
+check "the run is stored" grep -q "anomalies" <("$segmint" runs --store "$tmp/store")
+# With the default cut (robust z of log amount or size > 3.5), the planted huge
+# orders of customers with at least 5 purchase invoices (fewer: not judged, by
+# --min-history) are flagged purchases; a customer with only a handful of very
+# uneven invoices may escape, so 80% are required.
+"$segmint" anomalies --store "$tmp/store" --no-store --method transactions --tx-out "$tmp/flagged_tx.csv" --quiet
+awk -F, 'NR > 1 && $5 == "huge_order" { print $1 }' "$tmp/tx.truth.csv" | sort > "$tmp/huge.txt"
+awk -F, 'NR > 1 && $1 !~ /^C/ { print $2 "," $1 }' "$tmp/tx.csv" | sort -u | cut -d, -f1 | uniq -c |
+  awk '$1 >= 5 { print $2 }' | sort > "$tmp/judged.txt"
+comm -12 "$tmp/huge.txt" "$tmp/judged.txt" > "$tmp/expect.txt"
+cut -d, -f1 "$tmp/flagged_tx.csv" | sort -u > "$tmp/got.txt"
+check "planted huge orders exist in the data" test "$(wc -l < "$tmp/expect.txt")" -ge 3
+found=$(comm -12 "$tmp/expect.txt" "$tmp/got.txt" | wc -l)
+check "judged planted huge orders are flagged purchases ($found of $(wc -l < "$tmp/expect.txt"))" \
+  test "$((found * 5))" -ge "$(( $(wc -l < "$tmp/expect.txt") * 4 ))"
+check "flagged purchases carry customer, time, basket and amount" \
+  test "$(head -1 "$tmp/flagged_tx.csv")" = "customer_id,time,basket,amount,items,amount_z,items_z,score"
+# The Isolation Forest puts the planted huge orders (extreme monetary features)
+# in its top 2%; bursts are subtler and not required.
+hits=$(awk -F, 'NR > 1 && $6 == 1 { print $1 }' "$tmp/store.csv" | sort | comm -12 - "$tmp/huge.txt" | wc -l)
+check "iforest flags at least 80% of the planted huge orders ($hits of $(wc -l < "$tmp/huge.txt"))" \
+  test "$((hits * 5))" -ge "$(( $(wc -l < "$tmp/huge.txt") * 4 ))"
+"$segmint" anomalies --store "$tmp/store" --no-store --method transactions --out "$tmp/st1.csv" --threads 1 --quiet
+"$segmint" anomalies --store "$tmp/store" --no-store --method transactions --out "$tmp/st3.csv" --threads 3 --quiet
+check "store results identical for 1 and 3 threads" cmp -s "$tmp/st1.csv" "$tmp/st3.csv"
+"$segmint" anomalies --matrix "$tmp/m.csv" --method transactions 2> /dev/null
+check "transactions without a store is a usage error" test $? -eq 2
+
 exit $fail

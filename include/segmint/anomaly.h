@@ -278,9 +278,11 @@ typedef struct sm_mcd_params {
                                   h = floor((n + d + 1) / 2) (default 0) */
     uint32_t n_trials;       /**< random (d+1)-subsets to start from, >= 1 (default 500) */
     uint32_t max_csteps;     /**< C-step limit per final candidate, >= 1 (default 100) */
-    double ridge;            /**< >= 0: epsilon * (classical variance of column j) is added
-                                  to the j-th diagonal so a majority that is constant in
-                                  some column keeps a finite distance (default 1e-6) */
+    double ridge;            /**< >= 0, added to the covariance diagonal in robustly
+                                  standardised units ((x - median) / robust scale); 0 =
+                                  automatic, as MRCD: the smallest value that bounds the
+                                  condition number of the starting scatter by 50
+                                  (default 0) */
     uint64_t seed;           /**< trial j draws from Philox stream j (default 0) */
     int n_threads;           /**< 0 = OpenMP default */
     sm_progress progress;    /**< optional; stage "mcd" */
@@ -302,7 +304,12 @@ typedef struct sm_mcd sm_mcd;
  * step keeping rows with d^2 <= chi2_{d, 0.975}, as in scikit-learn's
  * MinCovDet. Above 1500 rows the trials run on a random subset of 1500 rows
  * and the 10 best candidates are refined on all rows. Columns constant over
- * all rows carry no information and are left out of the distance.
+ * all rows carry no information and are left out of the distance. Every
+ * scatter is regularised by params->ridge on the standardised diagonal
+ * (automatically as in MRCD, Boudt et al., Statistics and Computing 30,
+ * 2020), so a majority that is constant in some column (zero-inflated
+ * features such as a return rate) does not give an exact fit with infinite
+ * distances for everyone else.
  *
  * @param[in]  x  n x d, ld >= d, n > d + 1 is required (else SM_ERR_INVALID_ARG)
  * @param[out] out the estimate on success (sm_mcd_destroy), NULL on failure
@@ -333,6 +340,8 @@ SM_API const double *sm_mcd_covariance(const sm_mcd *mcd);
 SM_API size_t sm_mcd_dof(const sm_mcd *mcd);
 /** Rows in the final reweighted support. */
 SM_API size_t sm_mcd_support_size(const sm_mcd *mcd);
+/** The regularisation used (params->ridge, or the automatic choice). */
+SM_API double sm_mcd_ridge(const sm_mcd *mcd);
 /** Releases an estimate; accepts NULL. */
 SM_API void sm_mcd_destroy(sm_mcd *mcd);
 
