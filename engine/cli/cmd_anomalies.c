@@ -300,7 +300,8 @@ static int load_segments(sm_store *store, const options *o, anomaly_input *in, s
             rc = SM_ERR_NOT_FOUND;
         if (rc == SM_ERR_NOT_FOUND)
             sm_error_set_at(err, SM_ERR_NOT_FOUND, in->source, 0, 0, NULL,
-                            "customer %s has no segment in run %" PRIu64,
+                            "customer %s has no segment in run %" PRIu64
+                            " (give --segments-run a segmentation run; see `segmint runs`)",
                             in->keys.keys[in->customers[i]], run_id);
         if (rc == SM_OK) {
             in->labels[i] = row.segment;
