@@ -19,6 +19,7 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/rfm.h"
 
 enum {
     SM_ASSIGNMENT_BYTES = 128,
@@ -27,7 +28,7 @@ enum {
 };
 #define SM_SEGMENT_NONE UINT32_MAX
 
-typedef enum sm_value_tier { SM_TIER_KEY = 0, SM_TIER_ORDINARY = 1, SM_TIER_SMALL = 2 } sm_value_tier;
+/* sm_value_tier (key, ordinary, small) is the public one of segmint/rfm.h. */
 
 typedef struct sm_assignment {
     uint32_t segment;             /* k-means segment, SM_SEGMENT_NONE if not clustered */
