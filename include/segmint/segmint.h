@@ -17,6 +17,7 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/anomaly.h"
 #include "segmint/clv.h"
 #include "segmint/rfm.h"
 #include "segmint/fim.h"
