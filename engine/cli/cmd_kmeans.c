@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine/cli/cli.h"
+#include "engine/kmeans_sweep.h"
 #include "engine/matrix_io.h"
 #include "engine/output.h"
 #include "engine/run_record.h"
@@ -111,115 +112,6 @@ static void iter_line_end(iter_line *line)
 
 /* --- input ------------------------------------------------------------------------ */
 
-/* Splits "a,b,c" into names; returns the count or -1 on empty names. */
-static int split_names(char *text, char **out, int cap)
-{
-    int n = 0;
-    for (char *tok = strtok(text, ","); tok != NULL; tok = strtok(NULL, ",")) {
-        if (tok[0] == '\0' || n == cap)
-            return -1;
-        out[n++] = tok;
-    }
-    return n;
-}
-
-static int find_column(const sm_matrix *m, const char *name)
-{
-    for (size_t j = 0; j < m->d; j++)
-        if (strcmp(m->column_names[j], name) == 0)
-            return (int)j;
-    return -1;
-}
-
-/* Keeps the named columns, in the order given. */
-static int select_columns(sm_matrix *m, const char *list, sm_error *err)
-{
-    char *copy = sm_strdup(list);
-    char **names = sm_alloc_array(m->d + 1, sizeof(char *));
-    int rc = SM_OK;
-    if (copy == NULL || names == NULL) {
-        rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for --columns");
-        goto out;
-    }
-    int count = split_names(copy, names, (int)m->d);
-    if (count <= 0) {
-        rc = sm_error_set(err, SM_ERR_INVALID_ARG, "--columns '%s': expected a comma list of at most %zu names",
-                          list, m->d);
-        goto out;
-    }
-    int idx[1024];
-    if (count > 1024) {
-        rc = sm_error_set(err, SM_ERR_INVALID_ARG, "--columns: at most 1024 columns");
-        goto out;
-    }
-    for (int c = 0; c < count; c++) {
-        idx[c] = find_column(m, names[c]);
-        if (idx[c] < 0) {
-            rc = sm_error_set(err, SM_ERR_NOT_FOUND, "--columns: no column named \"%s\" (the first is \"%s\")",
-                              names[c], m->column_names[0]);
-            goto out;
-        }
-    }
-    sm_matrix sel;
-    rc = sm_matrix_alloc(&sel, m->n, (size_t)count, err);
-    if (rc != SM_OK)
-        goto out;
-    for (size_t i = 0; i < m->n; i++)
-        for (int c = 0; c < count; c++)
-            sel.data[i * sel.ld + (size_t)c] = m->data[i * m->ld + (size_t)idx[c]];
-    for (int c = 0; c < count; c++) {
-        char *name = sm_strdup(m->column_names[idx[c]]);
-        if (name == NULL) {
-            sm_matrix_free(&sel);
-            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for --columns");
-            goto out;
-        }
-        sm_free(sel.column_names[c]);
-        sel.column_names[c] = name;
-    }
-    sm_matrix_free(m);
-    *m = sel;
-out:
-    sm_free(copy);
-    sm_free(names);
-    return rc;
-}
-
-/* --log1p: "all" or names of (selected) columns. */
-static int log1p_flags(const sm_matrix *m, const char *list, bool *flags, sm_error *err)
-{
-    for (size_t j = 0; j < m->d; j++)
-        flags[j] = false;
-    if (list == NULL)
-        return SM_OK;
-    if (strcmp(list, "all") == 0) {
-        for (size_t j = 0; j < m->d; j++)
-            flags[j] = true;
-        return SM_OK;
-    }
-    char *copy = sm_strdup(list);
-    char **names = sm_alloc_array(m->d + 1, sizeof(char *));
-    int rc = SM_OK;
-    if (copy == NULL || names == NULL) {
-        rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for --log1p");
-    } else {
-        int count = split_names(copy, names, (int)m->d);
-        if (count <= 0)
-            rc = sm_error_set(err, SM_ERR_INVALID_ARG, "--log1p '%s': expected 'all' or a comma list of column names",
-                              list);
-        for (int c = 0; rc == SM_OK && c < count; c++) {
-            int j = find_column(m, names[c]);
-            if (j < 0)
-                rc = sm_error_set(err, SM_ERR_NOT_FOUND, "--log1p: no column named \"%s\"", names[c]);
-            else
-                flags[j] = true;
-        }
-    }
-    sm_free(copy);
-    sm_free(names);
-    return rc;
-}
-
 /* A store's feature matrix as an sm_matrix (data and names moved over). */
 static int load_store(sm_store *store, const char *name, sm_matrix *m, sm_customer_id **customers,
                       sm_error *err)
@@ -266,12 +158,6 @@ static int write_labels(const char *path, const sm_cluster_id *labels, size_t n,
 }
 
 /* --- the command ------------------------------------------------------------------ */
-
-typedef struct sweep_row {
-    int k;
-    double inertia, silhouette, ch, db, seconds;
-    int n_iter;
-} sweep_row;
 
 static int fit_one(const options *o, const sm_matrix *x, int k, const float *init, iter_line *line,
                    sm_kmeans **out, sm_error *err)
@@ -593,7 +479,7 @@ static int run_kmeans(int argc, char **argv)
     memset(&scaler, 0, sizeof scaler);
     bool *logs = NULL;
     sm_kmeans *km = NULL;
-    sweep_row *sweep = NULL;
+    sm_k_score *sweep = NULL;
     int64_t *sizes = NULL;
     float *orig = NULL;
     iter_line line = {!o.quiet && isatty(2), 0, 0, 0, false};
@@ -610,10 +496,11 @@ static int run_kmeans(int argc, char **argv)
             rc = load_store(store, o.features, &data, &customers, &err);
     }
     if (rc == SM_OK && o.columns != NULL)
-        rc = select_columns(&data, o.columns, &err);
+        rc = sm_matrix_select_columns(&data, o.columns, "--columns", &err);
     if (rc == SM_OK) {
         logs = sm_alloc_array(data.d, sizeof(bool));
-        rc = logs ? log1p_flags(&data, o.log1p, logs, &err) : sm_error_set(&err, SM_ERR_NOMEM, "out of memory");
+        rc = logs ? sm_matrix_column_flags(&data, o.log1p, "--log1p", logs, &err)
+                  : sm_error_set(&err, SM_ERR_NOMEM, "out of memory");
     }
     if (rc == SM_OK)
         rc = sm_scaler_fit(&scaler, data.data, data.n, data.d, data.ld, o.scale, logs,
@@ -652,72 +539,43 @@ static int run_kmeans(int argc, char **argv)
             memmove(init_m.data + j * init_m.d, init_m.data + j * init_m.ld, init_m.d * sizeof(float));
     }
 
-    /* -k auto: fit each k, score it, keep the best silhouette */
+    /* -k auto: fit each k, score it, keep the best silhouette's model */
+    double sweep_fit_s = -1.0;
     if (o.k_auto) {
-        int hi = o.k_hi;
-        if ((size_t)hi > work.n - 1)
-            hi = (int)(work.n - 1);
-        if (hi < o.k_lo) {
-            rc = sm_error_set(&err, SM_ERR_INVALID_ARG, "-k auto needs at least %d rows for --k-range %d..%d",
-                              o.k_lo + 1, o.k_lo, o.k_hi);
-            goto out;
-        }
-        size_t count = (size_t)(hi - o.k_lo + 1);
+        size_t count = (size_t)(o.k_hi - o.k_lo + 1), fitted = 0, best = 0;
         sweep = sm_calloc(count, sizeof *sweep);
         if (sweep == NULL) {
             rc = sm_error_set(&err, SM_ERR_NOMEM, "out of memory");
             goto out;
         }
-        size_t best = 0;
-        for (size_t t = 0; t < count; t++) {
-            int k = o.k_lo + (int)t;
-            double t0 = sm_cli_now();
-            rc = fit_one(&o, &work, k, NULL, &line, &km, &err);
-            sm_kmeans_result r;
-            if (rc == SM_OK) {
-                sm_kmeans_get_result(km, &r);
-                sweep[t] = (sweep_row){k, r.inertia, NAN, NAN, NAN, 0, r.n_iter};
-                const sm_cluster_id *l = sm_kmeans_get_labels(km);
-                rc = sm_silhouette_score(&sweep[t].silhouette, work.data, work.n, work.d, work.ld, l, k,
-                                         (size_t)o.silhouette_sample, o.params.seed, o.params.n_threads, &err);
-                /* fewer non-empty clusters than 2 (duplicates): no index, not chosen */
-                if (rc == SM_ERR_INVALID_ARG) {
-                    rc = SM_OK;
-                    sweep[t].silhouette = NAN;
-                } else if (rc == SM_OK) {
-                    sm_calinski_harabasz_score(&sweep[t].ch, work.data, work.n, work.d, work.ld, l, k,
-                                               o.params.n_threads, &err);
-                    sm_davies_bouldin_score(&sweep[t].db, work.data, work.n, work.d, work.ld, l, k,
-                                            o.params.n_threads, &err);
-                }
-            }
-            sm_kmeans_destroy(km);
-            km = NULL;
-            if (rc != SM_OK)
-                goto out;
-            sweep[t].seconds = sm_cli_now() - t0;
-            if (!isnan(sweep[t].silhouette) &&
-                (isnan(sweep[best].silhouette) || sweep[t].silhouette > sweep[best].silhouette))
-                best = t;
-        }
+        sm_kmeans_params base = o.params;
+        base.on_iteration = on_iteration;
+        base.on_iteration_user = &line;
+        rc = sm_kmeans_sweep(&base, work.data, work.n, work.d, work.ld, o.k_lo, o.k_hi, (size_t)o.silhouette_sample,
+                             sweep, &fitted, &best, &km, &err);
+        iter_line_end(&line);
+        if (rc != SM_OK)
+            goto out;
         if (!o.quiet) {
             printf("k sweep (silhouette on %s rows, seed %" PRIu64 "; higher silhouette and Calinski-Harabasz, "
                    "lower Davies-Bouldin are better):\n",
                    o.silhouette_sample == 0 || o.silhouette_sample >= work.n ? "all" : "sampled", o.params.seed);
             printf("  %4s %16s %11s %17s %14s %6s %9s\n", "k", "inertia", "silhouette", "calinski-harabasz",
                    "davies-bouldin", "iters", "seconds");
-            for (size_t t = 0; t < count; t++)
+            for (size_t t = 0; t < fitted; t++)
                 printf("  %4d %16.9g %11.4f %17.6g %14.4f %6d %9.2f%s\n", sweep[t].k, sweep[t].inertia,
-                       sweep[t].silhouette, sweep[t].ch, sweep[t].db, sweep[t].n_iter, sweep[t].seconds,
-                       t == best ? "  <- chosen" : "");
+                       sweep[t].silhouette, sweep[t].calinski_harabasz, sweep[t].davies_bouldin, sweep[t].n_iter,
+                       sweep[t].seconds, t == best ? "  <- chosen" : "");
         }
         o.k = sweep[best].k;
+        sweep_fit_s = sweep[best].seconds;
     }
     o.params.k = o.k;
 
     double t0 = sm_cli_now();
-    rc = fit_one(&o, &work, o.k, o.params.init == SM_KMEANS_INIT_GIVEN ? init_m.data : NULL, &line, &km, &err);
-    double fit_s = sm_cli_now() - t0;
+    if (km == NULL) /* the sweep already kept its best model */
+        rc = fit_one(&o, &work, o.k, o.params.init == SM_KMEANS_INIT_GIVEN ? init_m.data : NULL, &line, &km, &err);
+    double fit_s = sweep_fit_s >= 0 ? sweep_fit_s : sm_cli_now() - t0;
     if (rc != SM_OK)
         goto out;
     sm_kmeans_result r;
