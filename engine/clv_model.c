@@ -86,3 +86,35 @@ int sm_clv_job_run(const sm_summary_table *t, const sm_clv_job_options *opt, sm_
     *out = j;
     return SM_OK;
 }
+
+int sm_clv_from_tx(const sm_tx_table *tx, const sm_customer_stats *stats, const sm_clv_job_options *opt,
+                   double next_units, double *p_alive, double *expected_next, double *clv, sm_clv_job *job,
+                   sm_error *err)
+{
+    memset(job, 0, sizeof *job);
+    sm_summary_table t;
+    int rc = sm_summary_from_tx(tx, stats->as_of, 0, opt->unit, &t, err);
+    if (rc != SM_OK)
+        return rc;
+    rc = sm_clv_job_run(&t, opt, job, err);
+    if (rc != SM_OK) {
+        sm_summary_table_free(&t);
+        return rc;
+    }
+    const double new_next = sm_bgnbd_expected_transactions(&job->fit.params, next_units);
+    for (uint32_t c = 0; c < stats->n; c++) {
+        bool bought = stats->first_purchase[c] != SM_NO_PURCHASE;
+        p_alive[c] = bought ? 1.0 : NAN;
+        expected_next[c] = bought ? new_next : NAN;
+        clv[c] = bought ? job->new_clv : NAN;
+    }
+    for (size_t i = 0; i < t.n; i++) {
+        sm_customer_id c = t.customers[i];
+        p_alive[c] = job->p_alive[i];
+        expected_next[c] =
+            sm_bgnbd_conditional_expected(&job->fit.params, next_units, t.frequency[i], t.recency[i], t.T[i]);
+        clv[c] = job->have_gg ? job->clv[i] : NAN;
+    }
+    sm_summary_table_free(&t);
+    return SM_OK;
+}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "engine/clv_summary.h"
+#include "engine/customer_stats.h"
 #include "segmint/clv.h"
 
 typedef struct sm_clv_job_options {
@@ -45,5 +46,19 @@ int sm_clv_job_run(const sm_summary_table *t, const sm_clv_job_options *opt, sm_
                    sm_error *err);
 
 void sm_clv_job_free(sm_clv_job *job);
+
+/*
+ * The job on a store's transactions as of a date, spread back onto store
+ * customers (stats->n entries each): P(alive), expected purchases in the
+ * next `next_units` time units, and the model CLV over opt->months (NaN
+ * without Gamma-Gamma). Customers whose first purchase is on the as-of day
+ * (age 0, outside the BG/NBD summary) get the new-customer values; those
+ * without any purchase get NaN ("not computed", never 0).
+ * `job` receives the fitted models (free with sm_clv_job_free).
+ * Errors: those of sm_summary_from_tx and sm_clv_job_run.
+ */
+int sm_clv_from_tx(const sm_tx_table *tx, const sm_customer_stats *stats, const sm_clv_job_options *opt,
+                   double next_units, double *p_alive, double *expected_next, double *clv, sm_clv_job *job,
+                   sm_error *err);
 
 #endif /* SEGMINT_ENGINE_CLV_MODEL_H */

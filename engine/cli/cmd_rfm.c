@@ -386,38 +386,6 @@ static int store_run(sm_store *store, const rfm_args *a, int64_t as_of, const sm
 
 /* BG/NBD + Gamma-Gamma in days as of the date; per store customer: P(alive)
  * and CLV (a first purchase on the as-of day is a new customer). */
-static int model_values(const sm_tx_table *tx, int64_t as_of, int threads, double *p_alive,
-                        double **clv_out, sm_error *err)
-{
-    sm_summary_table t;
-    int rc = sm_summary_from_tx(tx, as_of, 0, SM_UNIT_DAY, &t, err);
-    if (rc != SM_OK)
-        return rc;
-    sm_clv_job_options jo = {.unit = SM_UNIT_DAY, .months = 12, .discount = 0.01, .margin = 1.0,
-                             .n_threads = threads};
-    sm_clv_job j;
-    rc = sm_clv_job_run(&t, &jo, &j, err);
-    if (rc == SM_OK) {
-        double *clv = j.have_gg ? malloc(tx->n_customers * sizeof *clv) : NULL;
-        for (uint32_t c = 0; c < tx->n_customers; c++) {
-            p_alive[c] = 1.0;
-            if (clv != NULL)
-                clv[c] = j.new_clv;
-        }
-        for (size_t i = 0; i < t.n; i++) {
-            p_alive[t.customers[i]] = j.p_alive[i];
-            if (clv != NULL)
-                clv[t.customers[i]] = j.clv[i];
-        }
-        if (j.have_gg && clv == NULL)
-            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory");
-        *clv_out = clv;
-    }
-    sm_clv_job_free(&j);
-    sm_summary_table_free(&t);
-    return rc;
-}
-
 static int run_rfm(int argc, char **argv)
 {
     if (sm_cli_wants_help(&sm_cmd_rfm, argc, argv))
@@ -466,15 +434,29 @@ static int run_rfm(int argc, char **argv)
         rc = sm_store_load_tx(store, &tx, &progress, &err);
     if (rc == SM_OK)
         rc = sm_store_load_keys(store, SM_KEYS_CUSTOMERS, &keys, &err);
-    if (rc == SM_OK && a.clv) {
-        p_alive = malloc((tx.n_customers + 1) * sizeof *p_alive);
-        rc = p_alive != NULL ? model_values(&tx, as_of, a.threads, p_alive, &clv, &err)
-                             : sm_error_set(&err, SM_ERR_NOMEM, "out of memory");
-    }
     sm_customer_stats stats;
     memset(&stats, 0, sizeof stats);
     if (rc == SM_OK)
         rc = sm_customer_stats_compute(&tx, sm_end_of_day(as_of), a.threads, &stats, &err);
+    if (rc == SM_OK && a.clv) {
+        /* --clv: BG/NBD + Gamma-Gamma in days, 12 months at 1% a month, margin 1 */
+        size_t n = tx.n_customers + 1;
+        p_alive = malloc(n * sizeof *p_alive);
+        clv = malloc(n * sizeof *clv);
+        double *next = malloc(n * sizeof *next);
+        sm_clv_job job;
+        memset(&job, 0, sizeof job);
+        sm_clv_job_options jo = {.unit = SM_UNIT_DAY, .months = 12, .discount = 0.01, .margin = 1.0,
+                                 .n_threads = a.threads};
+        rc = p_alive && clv && next ? sm_clv_from_tx(&tx, &stats, &jo, 30.0, p_alive, next, clv, &job, &err)
+                                    : sm_error_set(&err, SM_ERR_NOMEM, "out of memory");
+        if (rc == SM_OK && !job.have_gg) { /* no spend model: tiers by monetary */
+            free(clv);
+            clv = NULL;
+        }
+        sm_clv_job_free(&job);
+        free(next);
+    }
     if (rc == SM_OK)
         rc = sm_rfm_compute(&stats, seg, &a.tiers, &a.life, clv, p_alive, a.threads, &r, &err);
     sm_customer_stats_free(&stats);
