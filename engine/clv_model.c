@@ -3,6 +3,8 @@
 #include "engine/clv_model.h"
 
 #include <math.h>
+#include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/core.h"
@@ -36,10 +38,21 @@ int sm_clv_job_run(const sm_summary_table *t, const sm_clv_job_options *opt, sm_
         for (size_t i = 0; i < t->n; i++)
             spenders += t->frequency[i] > 0.0 && t->monetary[i] > 0.0;
         if (spenders > 0) {
-            rc = sm_gg_fit_model(&j.gg, &t->view, &fo, err);
-            if (rc != SM_OK)
+            sm_error gg_err;
+            sm_error_clear(&gg_err);
+            rc = sm_gg_fit_model(&j.gg, &t->view, &fo, &gg_err);
+            if (rc == SM_ERR_NUMERIC && opt->gg_optional) {
+                snprintf(j.gg_note, sizeof j.gg_note, "%s", gg_err.msg);
+                rc = SM_OK;
+            } else if (rc != SM_OK) {
+                if (err != NULL)
+                    *err = gg_err;
                 return rc;
-            j.have_gg = true;
+            } else {
+                j.have_gg = true;
+            }
+        } else {
+            snprintf(j.gg_note, sizeof j.gg_note, "no repeat buyer with positive spend");
         }
     }
     const double units = sm_time_unit_per_month(opt->unit);
@@ -108,6 +121,8 @@ int sm_clv_from_tx(const sm_tx_table *tx, const sm_customer_stats *stats, const 
         expected_next[c] = bought ? new_next : NAN;
         clv[c] = bought ? job->new_clv : NAN;
     }
+    /* each customer written by one thread: no reduction, thread-count independent */
+#pragma omp parallel for schedule(static) num_threads(opt->n_threads > 0 ? opt->n_threads : omp_get_max_threads())
     for (size_t i = 0; i < t.n; i++) {
         sm_customer_id c = t.customers[i];
         p_alive[c] = job->p_alive[i];

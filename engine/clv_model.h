@@ -23,6 +23,8 @@ typedef struct sm_clv_job_options {
     double margin;
     int n_threads;
     sm_progress progress; /* stages "bgnbd", "gamma-gamma" */
+    bool gg_optional;     /* a Gamma-Gamma fit that fails numerically leaves have_gg false
+                             (reason in gg_note) instead of failing the job */
 } sm_clv_job_options;
 
 typedef struct sm_clv_job {
@@ -36,6 +38,7 @@ typedef struct sm_clv_job {
     double *clv;          /* n or NULL without Gamma-Gamma */
     double new_expected;  /* E[X(horizon)] of a brand-new customer */
     double new_clv;       /* its CLV (NaN without Gamma-Gamma) */
+    char gg_note[SM_ERROR_MSG_MAX]; /* why there is no Gamma-Gamma model, "" otherwise */
 } sm_clv_job;
 
 /* Runs the job. A summary with monetary values but no usable spender gets

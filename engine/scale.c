@@ -36,9 +36,13 @@ void sm_scaler_free(sm_scaler *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The log transform is signed, sign(x) log1p(|x|): the same as log1p for
+ * x >= 0 (counts, spend) and still monotone for the net amounts of customers
+ * whose returns exceed their purchases, which real logs have. */
 static inline double column_value(const sm_scaler *s, const float *x, size_t f)
 {
-    return s->log1p[f] ? log1p((double)x[f]) : (double)x[f];
+    double v = (double)x[f];
+    return s->log1p[f] ? copysign(log1p(fabs(v)), v) : v;
 }
 
 /* The kth smallest of v[0..n) (0-based); reorders v so that everything after
@@ -91,8 +95,7 @@ static double percentile(double *v, size_t n, double q)
 }
 
 int sm_scaler_fit(sm_scaler *s, const float *x, size_t n, size_t d, size_t ld,
-                  sm_scale_method method, const bool *log1p_columns, const char *const *names,
-                  int n_threads, sm_error *err)
+                  sm_scale_method method, const bool *log1p_columns, int n_threads, sm_error *err)
 {
     memset(s, 0, sizeof *s);
     if (n == 0 || d == 0 || ld < d || (unsigned)method > SM_SCALE_ROBUST)
@@ -109,18 +112,6 @@ int sm_scaler_fit(sm_scaler *s, const float *x, size_t n, size_t d, size_t ld,
     for (size_t f = 0; f < d; f++) {
         s->log1p[f] = log1p_columns != NULL && log1p_columns[f];
         s->scale[f] = 1.0;
-    }
-    for (size_t f = 0; f < d; f++) {
-        if (!s->log1p[f])
-            continue;
-        for (size_t i = 0; i < n; i++)
-            if (!(x[i * ld + f] > -1.0f)) {
-                int rc = sm_error_set(err, SM_ERR_NUMERIC,
-                                      "column \"%s\", row %zu: log1p needs values > -1, got %.9g",
-                                      names != NULL ? names[f] : "?", i + 1, (double)x[i * ld + f]);
-                sm_scaler_free(s);
-                return rc;
-            }
     }
     if (method == SM_SCALE_NONE)
         return SM_OK;
@@ -175,6 +166,6 @@ void sm_scaler_inverse(const sm_scaler *s, float *out, const float *c, size_t k)
     for (size_t j = 0; j < k; j++)
         for (size_t f = 0; f < s->d; f++) {
             double v = (double)c[j * s->d + f] * s->scale[f] + s->center[f];
-            out[j * s->d + f] = (float)(s->log1p[f] ? expm1(v) : v);
+            out[j * s->d + f] = (float)(s->log1p[f] ? copysign(expm1(fabs(v)), v) : v);
         }
 }

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Column scaling before clustering: optional log1p of chosen columns (skewed
- * money amounts), then z-score (mean, population standard deviation, as
+ * Column scaling before clustering: optional signed log1p, sign(x) log1p(|x|),
+ * of chosen columns (skewed counts and money amounts, which can be negative
+ * net of returns), then z-score (mean, population standard deviation, as
  * scikit-learn's StandardScaler) or robust scaling (median and interquartile
  * range with numpy's linear-interpolation percentiles, as RobustScaler).
  * A column with zero spread keeps scale 1. The inverse maps centers back to
- * original units (expm1 after unscaling for log1p columns). Not a kernel:
- * it validates values (log1p needs > -1) and names the row and column.
+ * original units (signed expm1 after unscaling for log columns).
  */
 #ifndef SEGMINT_ENGINE_SCALE_H
 #define SEGMINT_ENGINE_SCALE_H
@@ -35,13 +35,11 @@ int sm_scale_method_parse(const char *name, sm_scale_method *out);
 const char *sm_scale_method_name(sm_scale_method method);
 
 /* Learns the transform of an n x d matrix (leading dimension ld).
- * log1p_columns (d flags, may be NULL) marks the columns to log1p first;
- * their values must be > -1 (SM_ERR_NUMERIC naming `names[col]` and the
- * 1-based row). names may be NULL. The scaler owns its arrays: release with
- * sm_scaler_free. Errors: SM_ERR_NUMERIC, SM_ERR_NOMEM, SM_ERR_INVALID_ARG. */
+ * log1p_columns (d flags, may be NULL) marks the columns to transform with
+ * sign(x) log1p(|x|) first. The scaler owns its arrays: release with
+ * sm_scaler_free. Errors: SM_ERR_NOMEM, SM_ERR_INVALID_ARG. */
 int sm_scaler_fit(sm_scaler *s, const float *x, size_t n, size_t d, size_t ld,
-                  sm_scale_method method, const bool *log1p_columns, const char *const *names,
-                  int n_threads, sm_error *err);
+                  sm_scale_method method, const bool *log1p_columns, int n_threads, sm_error *err);
 
 /* out = transform(x), n x d; out may equal x (same ld). */
 void sm_scaler_transform(const sm_scaler *s, float *out, size_t ldo, const float *x, size_t n,

@@ -324,7 +324,7 @@ int sm_bgnbd_fit_model(sm_bgnbd_fit *out, const sm_clv_summary *s, const sm_clv_
         rc = sm_opt_bfgs(theta, 4, bg_objective, &c, &op, scratch, &res);
         total_iter += res.iterations;
         total_eval += res.evaluations;
-        if (rc != 0 || res.reason == SM_OPT_CONVERGED)
+        if (rc != 0 || sm_opt_accepted(&res, opt->gtol))
             break;
     }
     if (rc != 0) {
@@ -338,7 +338,7 @@ int sm_bgnbd_fit_model(sm_bgnbd_fit *out, const sm_clv_summary *s, const sm_clv_
     out->iterations = total_iter;
     out->evaluations = total_eval;
     out->grad_norm = res.grad_norm;
-    out->converged = res.reason == SM_OPT_CONVERGED;
+    out->converged = sm_opt_accepted(&res, opt->gtol);
     bg_ctx_free(&c);
     if (!out->converged) {
         const char *why = res.reason == SM_OPT_MAX_ITER      ? "iteration limit reached"

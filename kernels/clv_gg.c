@@ -277,7 +277,7 @@ int sm_gg_fit_model(sm_gg_fit *out, const sm_clv_summary *s, const sm_clv_fit_op
         rc = sm_opt_bfgs(theta, 3, gg_objective, &c, &op, scratch, &res);
         total_iter += res.iterations;
         total_eval += res.evaluations;
-        if (rc != 0 || res.reason == SM_OPT_CONVERGED)
+        if (rc != 0 || sm_opt_accepted(&res, opt->gtol))
             break;
     }
     double n_used = (double)c.n_used;
@@ -292,7 +292,7 @@ int sm_gg_fit_model(sm_gg_fit *out, const sm_clv_summary *s, const sm_clv_fit_op
     out->iterations = total_iter;
     out->evaluations = total_eval;
     out->grad_norm = res.grad_norm;
-    out->converged = res.reason == SM_OPT_CONVERGED;
+    out->converged = sm_opt_accepted(&res, opt->gtol);
     if (out->params.q <= 1.0)
         out->warnings |= SM_CLV_WARN_GG_Q_LE_1;
     if (fabs(out->corr_frequency_monetary) > opt->corr_warn)

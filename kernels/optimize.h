@@ -43,6 +43,15 @@ typedef struct sm_opt_result {
     int reason;        /* enum sm_opt_reason */
 } sm_opt_result;
 
+/* Whether a run counts as converged: the gradient criterion met, or a
+ * line search that can no longer lower the objective at a gradient within
+ * 1e3 x gtol, which is the floating-point floor of the objective (scipy's
+ * "precision loss"): the estimate is then as good as the data allow. */
+static inline bool sm_opt_accepted(const sm_opt_result *res, double gtol)
+{
+    return res->reason == SM_OPT_CONVERGED || (res->reason == SM_OPT_LINE_SEARCH && res->grad_norm <= 1e3 * gtol);
+}
+
 /* Scratch doubles needed for d variables: d*d + 9*d. */
 size_t sm_opt_bfgs_scratch_size(size_t d);
 

@@ -94,7 +94,11 @@ expect_error "inf.csv:3:2" --matrix "$tmp/inf.csv" -k 1
 expect_error "no column named \"price\"" --matrix "$tmp/two.csv" -k 2 --columns spend,price
 expect_error "initial centers have 1 columns" --matrix "$tmp/two.csv" --init <(printf 'a\n1\n2\n') 
 expect_error "-k 3 but the file holds 2 initial centers" --matrix "$tmp/two.csv" -k 3 --init "$tmp/init.csv"
-expect_error "log1p needs values > -1" --matrix <(printf 'a\n-2\n1\n') -k 1 --log1p a
+# log1p is signed, so a negative net amount is fine: with k = 1 the centre is
+# the mean of -ln 3 and ln 2 = ln(2/3)/2, i.e. -(sqrt(1.5) - 1) = -0.224744871 in
+# original units, -0.22474489 as the float32 centroid file writes it
+"$segmint" kmeans --matrix <(printf 'a\n-2\n1\n') -k 1 --log1p a --quiet --centroids-original "$tmp/neg.csv"
+[ "$(sed -n 2p "$tmp/neg.csv")" = "-0.22474489" ] || { echo "FAIL: signed log1p centre: $(cat "$tmp/neg.csv")"; exit 1; }
 expect_error "already exists" --matrix "$tmp/two.csv" -k 2 --labels "$tmp/l.csv"
 expect_error "give exactly one of --matrix FILE or --store DIR" -k 2
 expect_error "--algorithm: 'fast'" --matrix "$tmp/two.csv" -k 2 --algorithm fast

@@ -504,7 +504,7 @@ static int run_kmeans(int argc, char **argv)
     }
     if (rc == SM_OK)
         rc = sm_scaler_fit(&scaler, data.data, data.n, data.d, data.ld, o.scale, logs,
-                           (const char *const *)data.column_names, o.params.n_threads, &err);
+                           o.params.n_threads, &err);
     if (rc == SM_OK)
         rc = sm_matrix_alloc(&work, data.n, data.d, &err);
     if (rc != SM_OK)
