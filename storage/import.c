@@ -97,7 +97,7 @@ typedef struct key_dict {
     uint64_t *desc_off; /* items: description in text, or UINT64_MAX */
     uint32_t *desc_len;
     uint32_t n, cap;
-    uint32_t *slots;    /* local index + 1; 0 = empty */
+    uint64_t *slots;    /* hash << 32 | (local index + 1); 0 = empty */
     uint32_t mask;
     bool with_desc;
 } key_dict;
@@ -179,9 +179,10 @@ static int dict_grow(key_dict *d)
     }
 #undef GROW
     d->cap = cap;
-    /* Slots at load <= 1/2. */
+    /* Slots at load <= 1/2; each holds the hash so probing a miss touches
+     * no entry arrays. */
     uint32_t nslots = cap * 2;
-    uint32_t *slots = sm_calloc(nslots, sizeof *slots);
+    uint64_t *slots = sm_calloc(nslots, sizeof *slots);
     if (slots == NULL)
         return SM_ERR_NOMEM;
     sm_free(d->slots);
@@ -191,7 +192,7 @@ static int dict_grow(key_dict *d)
         uint32_t s = d->hash[i] & d->mask;
         while (slots[s] != 0)
             s = (s + 1) & d->mask;
-        slots[s] = i + 1;
+        slots[s] = ((uint64_t)d->hash[i] << 32) | (i + 1);
     }
     return SM_OK;
 }
@@ -208,11 +209,11 @@ static int dict_find_or_add(key_dict *d, const char *s, size_t len, uint32_t *lo
     uint32_t h = (uint32_t)hash_bytes(s, len);
     uint32_t slot = h & d->mask;
     for (;;) {
-        uint32_t e = d->slots[slot];
-        if (e == 0)
+        uint64_t v = d->slots[slot];
+        if (v == 0)
             break;
-        e--;
-        if (d->hash[e] == h && d->len[e] == len && memcmp(d->text + d->off[e], s, len) == 0) {
+        uint32_t e = (uint32_t)v - 1;
+        if ((uint32_t)(v >> 32) == h && d->len[e] == len && memcmp(d->text + d->off[e], s, len) == 0) {
             *local = e;
             return SM_OK;
         }
@@ -233,7 +234,7 @@ static int dict_find_or_add(key_dict *d, const char *s, size_t len, uint32_t *lo
         d->desc_off[e] = UINT64_MAX;
         d->desc_len[e] = 0;
     }
-    d->slots[slot] = e + 1;
+    d->slots[slot] = ((uint64_t)h << 32) | (e + 1);
     *local = e;
     *added = true;
     return SM_OK;
@@ -375,6 +376,8 @@ struct importer {
     const char *last_customer_s;
     size_t last_customer_len;
     uint32_t last_customer_id;
+    uint32_t last_basket;     /* local index in the basket dictionary */
+    bool have_last_basket;
     char synth[SM_STORE_KEY_MAX * 2 + 64];
 
     /* where writing stood when the map filled */
@@ -606,11 +609,19 @@ static int intern_basket(importer *im, const imp_row *row, uint32_t *head_index)
             rc = new_basket_id(im, &im->heads[*head_index].id);
         return rc;
     }
+    /* Rows of one basket usually follow each other. */
+    if (im->have_last_basket && len == im->baskets.len[im->last_basket] &&
+        memcmp(s, im->baskets.text + im->baskets.off[im->last_basket], len) == 0) {
+        *head_index = im->baskets.value[im->last_basket];
+        return SM_OK;
+    }
     uint32_t local;
     bool added;
     int rc = dict_find_or_add(&im->baskets, s, len, &local, &added);
     if (rc != SM_OK)
         return rc == SM_ERR_NOMEM ? nomem(im) : sm_error_set(im->err, rc, "too many baskets");
+    im->last_basket = local;
+    im->have_last_basket = true;
     if (added) {
         uint32_t h;
         rc = new_head(im, &h);
@@ -1321,7 +1332,12 @@ static int write_keys(importer *im, MDB_txn *txn, key_dict *d, int by_key_db, in
         sorted_put_close(&sp);
     }
     if (status == SM_OK) {
-        qsort_r(order, n_new, sizeof *order, dict_key_cmp, d);
+        /* Keys often arrive sorted already (invoice numbers); check first. */
+        bool sorted = true;
+        for (uint32_t j = 1; j < n_new && sorted; j++)
+            sorted = dict_key_cmp(&order[j - 1], &order[j], d) < 0;
+        if (!sorted)
+            qsort_r(order, n_new, sizeof *order, dict_key_cmp, d);
         status = sorted_put_open(im, txn, by_key_db, &sp);
         for (uint32_t j = 0; j < n_new && status == SM_OK; j++) {
             uint32_t e = order[j];

@@ -37,19 +37,24 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     dev_t dev;
     ino_t ino;
+    pid_t pid; /* a forked child inherits the table but not the handles' use */
 } registry[64];
 static size_t registry_n;
 
 static bool registry_add(dev_t dev, ino_t ino)
 {
     bool ok = true;
+    pid_t self = getpid();
     pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < registry_n; i++)
-        if (registry[i].dev == dev && registry[i].ino == ino)
+        if (registry[i].pid != self)
+            registry[i--] = registry[--registry_n];
+        else if (registry[i].dev == dev && registry[i].ino == ino)
             ok = false;
     if (ok && registry_n < SM_ARRAY_LEN(registry)) {
         registry[registry_n].dev = dev;
         registry[registry_n].ino = ino;
+        registry[registry_n].pid = self;
         registry_n++;
     }
     pthread_mutex_unlock(&registry_lock);
@@ -60,7 +65,7 @@ static void registry_remove(dev_t dev, ino_t ino)
 {
     pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < registry_n; i++)
-        if (registry[i].dev == dev && registry[i].ino == ino) {
+        if (registry[i].dev == dev && registry[i].ino == ino && registry[i].pid == getpid()) {
             registry[i] = registry[--registry_n];
             break;
         }
@@ -85,8 +90,8 @@ int store_fail(const sm_store *store, sm_error *err, int rc, const char *what)
     case EROFS:
     case EFBIG:
         code = SM_ERR_IO;
-        if (rc == ENOSPC || rc == EDQUOT)
-            hint = " (the store is unchanged; free space and retry)";
+        if (rc == ENOSPC || rc == EDQUOT || rc == EIO || rc == EFBIG)
+            hint = " (a write to the store file failed, e.g. a full disk; the store is unchanged)";
         break;
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
@@ -589,7 +594,13 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         sm_store_close(store);
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory opening %s", dir);
     }
-    pthread_rwlock_init(&store->resize_lock, NULL);
+    /* Writer-preferring: a steady stream of readers must not starve the
+     * importer waiting to resize the map. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&store->resize_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
 
     if (data_exists) {
         /* Before LMDB opens it: a second env on the same file in one process

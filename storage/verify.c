@@ -95,7 +95,7 @@ enum db_kind { DB_FREE, DB_MAIN, DB_NAMED };
 static int walk_tree(walker *w, uint64_t root, unsigned depth_left, enum db_kind kind, int level);
 
 /* Checks one MDB_db record (a meta page's or a named database's). */
-static int check_db(walker *w, const unsigned char *db, enum db_kind kind, uint64_t where)
+static int check_db(walker *w, const unsigned char *db, enum db_kind kind, uint64_t where, int level)
 {
     uint16_t flags = u16(db + 4), depth = u16(db + 6);
     uint64_t root = u64(db + 40);
@@ -107,12 +107,12 @@ static int check_db(walker *w, const unsigned char *db, enum db_kind kind, uint6
         return depth == 0 ? SM_OK : bad(w, where, "empty database with nonzero depth");
     if (depth == 0 || depth > MAX_DEPTH)
         return bad(w, where, "database depth out of range");
-    return walk_tree(w, root, depth, kind, 0);
+    return walk_tree(w, root, depth, kind, level);
 }
 
 static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind kind, int level)
 {
-    if (level >= MAX_DEPTH)
+    if (level >= 2 * MAX_DEPTH)
         return bad(w, pgno, "tree deeper than LMDB allows");
     if (pgno > w->last_pg || pgno >= w->n_pages)
         return bad(w, pgno, "child page number beyond the end of the file");
@@ -177,7 +177,7 @@ static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind
                 return bad(w, pgno, "misplaced named-database record");
             unsigned char db[DB_RECORD];
             memcpy(db, data, DB_RECORD);
-            status = check_db(w, db, DB_NAMED, pgno);
+            status = check_db(w, db, DB_NAMED, pgno, level + 1); /* below this page's buffer */
             if (status != SM_OK)
                 return status;
         }
@@ -236,7 +236,7 @@ int sm_store_verify_file(const char *data_path, sm_error *err)
     }
     w.n_pages = (uint64_t)st.st_size / w.psize;
     w.page = sm_malloc(w.psize);
-    w.levels = sm_alloc_array(MAX_DEPTH, w.psize);
+    w.levels = sm_alloc_array(2 * MAX_DEPTH, w.psize); /* main tree, then a named tree below it */
     w.visited = sm_calloc(w.n_pages / 8 + 1, 1);
     if (w.page == NULL || w.levels == NULL || w.visited == NULL) {
         status = sm_error_set(err, SM_ERR_NOMEM, "out of memory verifying %s", data_path);
@@ -252,9 +252,9 @@ int sm_store_verify_file(const char *data_path, sm_error *err)
                                      m, w.last_pg + 1, w.n_pages);
             break;
         }
-        status = check_db(&w, meta + META_DBS_OFFSET, DB_FREE, (uint64_t)m);
+        status = check_db(&w, meta + META_DBS_OFFSET, DB_FREE, (uint64_t)m, 0);
         if (status == SM_OK)
-            status = check_db(&w, meta + META_DBS_OFFSET + DB_RECORD, DB_MAIN, (uint64_t)m);
+            status = check_db(&w, meta + META_DBS_OFFSET + DB_RECORD, DB_MAIN, (uint64_t)m, 0);
     }
 out:
     close(w.fd);
