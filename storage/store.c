@@ -625,6 +625,17 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         store->registered = true;
     }
 
+    if (data_exists) {
+        /* LMDB trusts the meta pages while opening (it divides by their
+         * page size); a file from elsewhere must pass this first. */
+        status = (flags & SM_STORE_VERIFY) ? sm_store_verify_file(store->data_path, err)
+                                           : sm_store_check_header(store->data_path, err);
+        if (status != SM_OK) {
+            sm_store_close(store);
+            return status;
+        }
+    }
+
     int rc = mdb_env_create(&store->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs(store->env, STORE_MAX_DBS);
@@ -673,8 +684,6 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         store->registered = true;
     }
     status = check_file_size(store, err);
-    if (status == SM_OK && (flags & SM_STORE_VERIFY))
-        status = sm_store_verify_file(store->data_path, err);
     if (status == SM_OK)
         status = open_databases(store, create, err);
     if (status != SM_OK) {
