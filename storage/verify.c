@@ -118,6 +118,8 @@ static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind
 {
     if (level >= 2 * MAX_DEPTH)
         return bad(w, pgno, "tree deeper than LMDB allows");
+    if (pgno < 2)
+        return bad(w, pgno, "a tree points at a meta page"); /* LMDB asserts root > 1 */
     if (pgno > w->last_pg || pgno >= w->n_pages)
         return bad(w, pgno, "child page number beyond the end of the file");
     if (w->visited[pgno >> 3] & (1u << (pgno & 7)))
