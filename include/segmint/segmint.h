@@ -17,6 +17,9 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/clv.h"
+#include "segmint/rfm.h"
+#include "segmint/fim.h"
 #include "segmint/store.h"
 
 #ifdef __cplusplus

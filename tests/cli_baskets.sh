@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# End-to-end `segmint baskets`: a hand-made FIMI file with known itemsets and
+# rules, formats, errors, and the Groceries rule count when the data are present.
+set -u
+bin=${1:?path of the segmint binary}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { if [ "$2" != "$3" ]; then echo "FAIL $1: got [$2] want [$3]"; fail=1; else echo "ok $1"; fi; }
+
+# a=1 b=2 c=3 d=4: {abc, ab, ac, bc, a, d}; at 2 baskets: a4 b3 c3 ab2 ac2 bc2
+printf '1 2 3 \r\n1 2\n1 3\n2 3 3\n1\n4\n' > "$tmp/t.dat"
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --itemsets "$tmp/sets.txt" --threads 2 > "$tmp/summary" || fail=1
+check itemsets "$(sort "$tmp/sets.txt" | tr '\n' ';')" "1 #SUP: 4;1 2 #SUP: 2;1 3 #SUP: 2;2 #SUP: 3;2 3 #SUP: 2;3 #SUP: 3;"
+check summary "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets, 6 itemsets, 0 rules"
+"$bin" baskets --fimi "$tmp/t.dat" --min-support abs:2 --kind maximal --itemsets "$tmp/max.txt" --quiet > /dev/null
+check maximal "$(sort "$tmp/max.txt" | tr '\n' ';')" "1 2 #SUP: 2;1 3 #SUP: 2;2 3 #SUP: 2;"
+# fractions: 0.3 of 6 baskets = 1.8 -> 2
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 0.3 --json > "$tmp/j" || fail=1
+check json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" '{"itemsets":6,"rules":0,"seconds":S}'
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --rules "$tmp/rules.txt" --min-confidence 0.6 > /dev/null || fail=1
+check rules "$(head -1 "$tmp/rules.txt")" "2 ==> 1 #SUP: 2 #CONF: 0.6666666666666666 #LIFT: 1"
+check rule-count "$(wc -l < "$tmp/rules.txt")" "4"
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --rules "$tmp/rules.csv" --min-confidence 0.6 > /dev/null || fail=1
+check rules-csv "$(sed -n 2p "$tmp/rules.csv")" '{2},{1},2,0.3333333333333333,0.6666666666666666,1,0,1'
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --itemsets "$tmp/sets.jsonl" > /dev/null || fail=1
+check jsonl "$(grep -c '"items":\[' "$tmp/sets.jsonl")" "6"
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --min-confidence 0.5 --recommend 2 --out "$tmp/recs.csv" > /dev/null || fail=1
+check recs-header "$(head -1 "$tmp/recs.csv")" "customer,item,description,score,rule"
+# basket 4 is {1}: 1 ==> 2 and 1 ==> 3 both score 0.5 x 1; ties by item
+check recs-basket4 "$(grep '^4,' "$tmp/recs.csv" | cut -d, -f1-4 | tr '\n' ';')" "4,2,,0.5;4,3,,0.5;"
+
+# errors: exit 2 with the option named; existing output refused
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 0 2> "$tmp/e"; check zero-support "$?" 2
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 1.5 2> "$tmp/e"; check big-fraction "$?" 2
+grep -q -- "--min-support" "$tmp/e" || { echo "FAIL message names --min-support"; fail=1; }
+"$bin" baskets --fimi "$tmp/t.dat" --min-support nan 2> /dev/null; check nan-support "$?" 2
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --max-len 0 2> /dev/null; check max-len-0 "$?" 2
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --rules x --min-confidence 1.5 2> /dev/null; check conf "$?" 2
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --itemsets "$tmp/sets.txt" 2> /dev/null; check no-overwrite "$?" 1
+printf '1 2\n3 x\n' > "$tmp/bad.dat"
+"$bin" baskets --fimi "$tmp/bad.dat" --min-support 1 2> "$tmp/e"; check parse-error "$?" 1
+grep -q "bad.dat:2:3" "$tmp/e" || { echo "FAIL parse error names file:line:column"; cat "$tmp/e"; fail=1; }
+# output cap with its warning
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 1 --max-itemsets 3 --itemsets "$tmp/cap.txt" 2> "$tmp/w" > /dev/null
+check cap-lines "$(wc -l < "$tmp/cap.txt")" "3"
+grep -q "warning: more than 3 itemsets" "$tmp/w" || { echo "FAIL cap warning"; fail=1; }
+
+# L3: Groceries, arules' 5668 rules at supp 0.001, conf 0.5
+data=${SEGMINT_DATA:-${SEGMINT_DATA_DEFAULT:-}}
+if [ -n "$data" ] && [ -f "$data/baskets/groceries.csv" ]; then
+  "$bin" baskets --basket-csv "$data/baskets/groceries.csv" --min-support 0.001 --rules "$tmp/g.txt" \
+    --min-confidence 0.5 --json > "$tmp/gj" || fail=1
+  check groceries-rules "$(grep -o '"rules":[0-9]*' "$tmp/gj")" '"rules":5668'
+  check groceries-lines "$(wc -l < "$tmp/g.txt")" "5668"
+else
+  echo "SKIP groceries: no data"
+fi
+[ $fail -eq 0 ] && echo "cli_baskets: all passed"
+exit $fail
