@@ -419,9 +419,7 @@ struct importer {
     size_t scratch_cap;
 
     int rejects_fd;
-    FILE *rejects;
-    bool rejects_named;       /* fallback path: a named temporary */
-    char rejects_tmp[PATH_MAX];
+    FILE *rejects;            /* unnamed temporary, linked into the store directory at commit */
 
     /* caches for runs of rows with the same key */
     uint32_t last_customer;   /* local index in the customer dictionary */
