@@ -225,7 +225,10 @@ static const char *const BAD_CSV =
     "c\x01x,2021-01-01,A,1,1.0\n"           /* 14 */
     "c1,2021-01-01,A,1,-2.0\n"              /* 15 */
     "c1,2021-01-01,A,1,\n"                  /* 16 */
-    "c1,2021-01-01,A,1,1.00\n";             /* 17: the only good row */
+    "c1,2021-01-01,A,1,1.00\n"              /* 17: the only good row */
+    "c1,2021-01-01,KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK"
+    "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK"
+    "KKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK,1,1.0\n"; /* 18: 300-byte item */
 
 START_TEST(bad_rows_are_rejected_with_location_and_reason)
 {
@@ -255,6 +258,7 @@ START_TEST(bad_rows_are_rejected_with_location_and_reason)
         "14:1: field \"customer\": contains a control character (at byte 2)",
         "15:5: field \"price\": \"-2.0\" is a negative unit price (an accounting adjustment, not a sale or return)",
         "16:5: field \"price\": is empty",
+        "18:3: field \"item\": is longer than 255 bytes (at byte 256)",
     };
     ck_assert_int_eq(rej.n, (int)SM_ARRAY_LEN(why));
     for (size_t i = 0; i < SM_ARRAY_LEN(why); i++) {
@@ -262,8 +266,8 @@ START_TEST(bad_rows_are_rejected_with_location_and_reason)
         snprintf(want, sizeof want, "%s:%s", path, why[i]);
         ck_assert_str_eq(rej.text[i], want);
     }
-    ck_assert_uint_eq(r.rows_read, 16);
-    ck_assert_uint_eq(r.rejected, 15);
+    ck_assert_uint_eq(r.rows_read, 17);
+    ck_assert_uint_eq(r.rejected, 16);
     ck_assert_uint_eq(r.rows_stored, 1);
     ck_assert_uint_eq(r.rows_read, r.rows_stored + r.rejected);
     /* all of them in the rejects file, in the same words */
@@ -278,16 +282,16 @@ START_TEST(bad_rows_are_rejected_with_location_and_reason)
         lines++;
     }
     fclose(f);
-    ck_assert_int_eq(lines, 15);
+    ck_assert_int_eq(lines, 16);
     sm_store_info info;
     ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
-    ck_assert_uint_eq(info.rejected, 15);
+    ck_assert_uint_eq(info.rejected, 16);
     sm_store_source *src;
     size_t n_src;
     ck_assert_int_eq(sm_store_sources(s, &src, &n_src, &err), SM_OK);
     ck_assert_uint_eq(n_src, 1);
     ck_assert_uint_eq(src[0].rows, 1);
-    ck_assert_uint_eq(src[0].rejected, 15);
+    ck_assert_uint_eq(src[0].rejected, 16);
     ck_assert_str_eq(src[0].rejects_path, r.rejects_path);
     ck_assert_str_eq(src[0].format, "csv");
     sm_store_sources_free(src, n_src);

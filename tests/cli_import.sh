@@ -92,6 +92,11 @@ check "strict wrote nothing" cmp -s "$work/info.json" "$work/info2.json"
 "$segmint" import --store "$store" --money-scale 0 "$work/shop.csv" 2> /dev/null; check "bad scale exits 2" test $? -eq 2
 "$segmint" info 2> /dev/null; check "info without --store exits 2" test $? -eq 2
 
+# a first import that fails leaves no store behind
+"$segmint" import --store "$work/new-store" "$work/absent.csv" 2> /dev/null
+check "failed first import exits 1" test $? -eq 1
+check "failed first import leaves no store" test ! -e "$work/new-store"
+
 # missing and unusable paths are named (S6, S1)
 "$segmint" import --store "$store" "$work/absent.csv" 2> "$work/err.txt"
 check "missing input exits 1" test $? -eq 1
