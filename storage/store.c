@@ -9,6 +9,7 @@
  */
 #include "storage/store_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -389,6 +390,21 @@ static int check_store_file(const char *dir, const char *name, bool *exists, off
     return rc;
 }
 
+/* Empty but for a stray lock.mdb: the only place a new store may go, so
+ * that `--store ~` cannot scatter store files among someone's files. */
+static bool directory_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || strcmp(e->d_name, "lock.mdb") == 0;
+    closedir(d);
+    return empty;
+}
+
 static int prepare_directory(const char *dir, unsigned flags, char **canonical, sm_error *err)
 {
     *canonical = NULL;
@@ -566,6 +582,13 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
     if (status != SM_OK) {
         sm_free(canonical);
         return status;
+    }
+    if (!data_exists && create && !directory_is_empty(canonical)) {
+        sm_error_set_at(err, SM_ERR_EXISTS, canonical, 0, 0, NULL,
+                        "the directory holds other files but no store; a new store needs a new or empty "
+                        "directory");
+        sm_free(canonical);
+        return SM_ERR_EXISTS;
     }
     if (!data_exists && !create) {
         sm_error_set_at(err, SM_ERR_NOT_FOUND, canonical, 0, 0, NULL,

@@ -60,6 +60,9 @@ START_TEST(open_refuses_bad_paths_by_name)
     ck_assert_int_eq(sm_store_open(path, SM_STORE_CREATE, &s, &err), SM_ERR_IO);
     ck_assert_ptr_nonnull(strstr(err.msg, "not a directory"));
     ck_assert_int_eq(sm_store_open("", SM_STORE_READ_ONLY, &s, &err), SM_ERR_INVALID_ARG);
+    /* a new store goes only into a new or empty directory */
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_CREATE, &s, &err), SM_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(err.msg, "holds other files but no store"));
     /* an empty directory is not a store */
     snprintf(path, sizeof path, "%s/empty", dir);
     mkdir(path, 0755);

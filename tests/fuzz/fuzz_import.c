@@ -11,14 +11,16 @@
 
 #include "segmint/store.h"
 
-static void remove_store(const char *dir)
+static void remove_all(const char *dir)
 {
     char path[512];
-    static const char *const names[] = {"data.mdb", "lock.mdb", "in.txt", "rejects-0001.txt"};
+    static const char *const names[] = {"store/data.mdb", "store/lock.mdb", "store/rejects-0001.txt", "in.txt"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         unlink(path);
     }
+    snprintf(path, sizeof path, "%s/store", dir);
+    rmdir(path);
     rmdir(dir);
 }
 
@@ -35,13 +37,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (f == NULL || fwrite(data + 1, 1, size - 1, f) != size - 1) {
         if (f != NULL)
             fclose(f);
-        remove_store(dir);
+        remove_all(dir);
         return 0;
     }
     fclose(f);
     sm_store *store;
-    if (sm_store_open(dir, SM_STORE_CREATE, &store, NULL) != SM_OK) {
-        remove_store(dir);
+    char store_dir[512];
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    if (sm_store_open(store_dir, SM_STORE_CREATE, &store, NULL) != SM_OK) {
+        remove_all(dir);
         return 0;
     }
     sm_import_options o;
@@ -68,6 +72,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sm_basket_table_free(&b);
     }
     sm_store_close(store);
-    remove_store(dir);
+    remove_all(dir);
     return 0;
 }
