@@ -817,6 +817,10 @@ int sm_store_sources(sm_store *store, sm_store_source **out, size_t *n_out, sm_e
         return status;
     }
     size_t n = (size_t)stats.v[ST_SOURCES];
+    if (!store_plausible(n, 80 + 8 + 11, store_used_bytes(store))) {
+        store_read_end(store, txn);
+        return store_corrupt(store, err, "the meta record counts more sources than the file can hold");
+    }
     sm_store_source *list = n ? sm_calloc(n, sizeof *list) : NULL;
     if (n > 0 && list == NULL) {
         store_read_end(store, txn);
