@@ -2285,6 +2285,8 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
                     if (omp_get_num_threads() < 2)
                         im->pipelined = false;
                     parse_status = parse_all(im, paths, n_paths, now);
+                    if (parse_status != SM_OK) /* nothing more will be written: stop consuming */
+                        atomic_store_explicit(&im->stop, 1, memory_order_release);
                     atomic_store_explicit(&im->parse_done, 1, memory_order_release);
                 } else {
                     consume_status = consume_all(im);
