@@ -138,8 +138,10 @@ static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind
     if ((depth_left == 1) != leaf)
         return bad(w, pgno, "tree depth differs from the database record");
     unsigned n = (lower - PAGEHDRSZ) / 2u;
-    if (n == 0 && branch)
-        return bad(w, pgno, "branch page holds no nodes");
+    /* LMDB never leaves an empty page in a tree (an emptied root becomes
+     * P_INVALID), and mdb_cursor_first reads node 0 without looking. */
+    if (n == 0)
+        return bad(w, pgno, "page holds no nodes");
     for (unsigned i = 0; i < n; i++) {
         uint16_t off = u16(page + PAGEHDRSZ + 2 * i);
         if (off < upper || (uint64_t)off + NODESIZE > w->psize)
