@@ -13,6 +13,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <omp.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +100,7 @@ typedef struct key_dict {
     uint64_t *desc_off; /* items: description in text, or UINT64_MAX */
     uint32_t *desc_len;
     uint32_t n, cap;
-    uint32_t *slots;    /* local index + 1; 0 = empty */
+    uint64_t *slots;    /* hash << 32 | (local index + 1); 0 = empty */
     uint32_t mask;
     bool with_desc;
 } key_dict;
@@ -179,9 +182,10 @@ static int dict_grow(key_dict *d)
     }
 #undef GROW
     d->cap = cap;
-    /* Slots at load <= 1/2. */
+    /* Slots at load <= 1/2; each holds the hash so probing a miss touches
+     * no entry arrays. */
     uint32_t nslots = cap * 2;
-    uint32_t *slots = sm_calloc(nslots, sizeof *slots);
+    uint64_t *slots = sm_calloc(nslots, sizeof *slots);
     if (slots == NULL)
         return SM_ERR_NOMEM;
     sm_free(d->slots);
@@ -191,7 +195,7 @@ static int dict_grow(key_dict *d)
         uint32_t s = d->hash[i] & d->mask;
         while (slots[s] != 0)
             s = (s + 1) & d->mask;
-        slots[s] = i + 1;
+        slots[s] = ((uint64_t)d->hash[i] << 32) | (i + 1);
     }
     return SM_OK;
 }
@@ -208,11 +212,11 @@ static int dict_find_or_add(key_dict *d, const char *s, size_t len, uint32_t *lo
     uint32_t h = (uint32_t)hash_bytes(s, len);
     uint32_t slot = h & d->mask;
     for (;;) {
-        uint32_t e = d->slots[slot];
-        if (e == 0)
+        uint64_t v = d->slots[slot];
+        if (v == 0)
             break;
-        e--;
-        if (d->hash[e] == h && d->len[e] == len && memcmp(d->text + d->off[e], s, len) == 0) {
+        uint32_t e = (uint32_t)v - 1;
+        if ((uint32_t)(v >> 32) == h && d->len[e] == len && memcmp(d->text + d->off[e], s, len) == 0) {
             *local = e;
             return SM_OK;
         }
@@ -233,7 +237,7 @@ static int dict_find_or_add(key_dict *d, const char *s, size_t len, uint32_t *lo
         d->desc_off[e] = UINT64_MAX;
         d->desc_len[e] = 0;
     }
-    d->slots[slot] = e + 1;
+    d->slots[slot] = ((uint64_t)h << 32) | (e + 1);
     *local = e;
     *added = true;
     return SM_OK;
@@ -317,6 +321,40 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* --- batches between the parsing and the consuming side ------------------------------------- */
+
+enum { N_BATCHES = 4, BATCH_ROWS = 8192, BATCH_BYTES = 1 << 20 };
+enum { BATCH_FREE = 0, BATCH_READY = 1 };
+#define TEXT_ABSENT UINT32_MAX
+
+typedef struct staged_text {
+    uint32_t off; /* into the batch arena, or TEXT_ABSENT */
+    uint32_t len;
+} staged_text;
+
+/* A parsed row (or, for FIMI and basket CSV, a basket) waiting to be interned. */
+typedef struct staged {
+    staged_text customer, basket, item, description;
+    int64_t time;
+    int64_t amount;
+    int32_t quantity;
+    uint16_t flags;
+    uint8_t is_basket;
+    uint64_t line;
+    uint32_t first_item, n_items; /* baskets: their items in batch->items */
+} staged;
+
+typedef struct batch {
+    atomic_int state;
+    size_t current;        /* the source file all its rows come from */
+    staged *rows;
+    size_t n, cap;
+    staged_text *items;
+    size_t n_items, cap_items;
+    char *arena;
+    size_t used, arena_cap;
+} batch;
+
 /* --- the importer ---------------------------------------------------------------------------- */
 
 typedef struct source_state {
@@ -362,19 +400,32 @@ struct importer {
 
     source_state *sources;
     size_t n_sources;
-    size_t current;           /* index into sources during parsing */
+    size_t current;           /* parsing side: index into sources */
+    size_t work_current;      /* consuming side: index into sources */
     uint64_t bytes_done_before, bytes_total;
     imp_file file;
 
+    /* Parsing and consuming (interning, collecting records) run as a
+     * pipeline of batches in input order; see "the pipeline" below. */
+    sm_error perr;            /* the parsing side's error record */
+    batch batches[N_BATCHES];
+    uint64_t fill_index, take_index;
+    bool pipelined;
+    int threads;              /* 1: no OpenMP region is entered */
+    atomic_int stop;          /* either side failed: the other gives up */
+    atomic_int parse_done;
+    int consume_status;       /* the consuming side's failure (its error is in err) */
+    imp_text *scratch_items;
+    size_t scratch_cap;
+
     int rejects_fd;
-    FILE *rejects;
-    bool rejects_named;       /* fallback path: a named temporary */
-    char rejects_tmp[PATH_MAX];
+    FILE *rejects;            /* unnamed temporary, linked into the store directory at commit */
 
     /* caches for runs of rows with the same key */
-    const char *last_customer_s;
-    size_t last_customer_len;
-    uint32_t last_customer_id;
+    uint32_t last_customer;   /* local index in the customer dictionary */
+    bool have_last_customer;
+    uint32_t last_basket;     /* local index in the basket dictionary */
+    bool have_last_basket;
     char synth[SM_STORE_KEY_MAX * 2 + 64];
 
     /* where writing stood when the map filled */
@@ -390,7 +441,7 @@ const sm_import_options *imp_options(const importer *im)
 
 sm_error *imp_error(importer *im)
 {
-    return im->err;
+    return &im->perr;
 }
 
 void imp_count_row(importer *im)
@@ -407,7 +458,9 @@ int imp_progress(importer *im, uint64_t bytes_done, uint64_t bytes_total)
 {
     (void)bytes_total;
     if (sm_progress_report(&im->opt.progress, "parse", im->bytes_done_before + bytes_done, im->bytes_total))
-        return sm_error_set(im->err, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
+        return sm_error_set(&im->perr, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
+    if (atomic_load_explicit(&im->stop, memory_order_acquire))
+        return SM_ERR_INVALID_STATE; /* the consuming side failed; its error is reported */
     return SM_OK;
 }
 
@@ -423,10 +476,8 @@ int imp_reject(importer *im, const char *path, uint64_t line, uint32_t column, c
     va_end(ap);
     sm_error_set_at(&rej, SM_ERR_PARSE, path, line, column, field, "%s", msg);
     if (im->opt.strict) {
-        if (im->err != NULL) {
-            *im->err = rej;
-            snprintf(im->err->msg, sizeof im->err->msg, "%s (--strict: nothing was imported)", msg);
-        }
+        im->perr = rej;
+        snprintf(im->perr.msg, sizeof im->perr.msg, "%s (--strict: nothing was imported)", msg);
         return SM_ERR_PARSE;
     }
     im->rejected++;
@@ -435,13 +486,14 @@ int imp_reject(importer *im, const char *path, uint64_t line, uint32_t column, c
         im->opt.on_reject(im->opt.reject_user, &rej);
     if (im->rejects == NULL) {
         int fd;
-        int rc = temp_file(im->store->path, &fd, im->err);
+        int rc = temp_file(im->store->path, &fd, &im->perr);
         if (rc != SM_OK)
             return rc;
         im->rejects = fdopen(fd, "w+");
         if (im->rejects == NULL) {
             close(fd);
-            return sm_error_set_at(im->err, SM_ERR_NOMEM, im->store->path, 0, 0, NULL, "cannot buffer the rejects file");
+            return sm_error_set_at(&im->perr, SM_ERR_NOMEM, im->store->path, 0, 0, NULL,
+                                   "cannot buffer the rejects file");
         }
         im->rejects_fd = fd;
     }
@@ -449,9 +501,9 @@ int imp_reject(importer *im, const char *path, uint64_t line, uint32_t column, c
     sm_error_format(&rej, text, sizeof text);
     if (fprintf(im->rejects, "%s\n", text) < 0) {
         int saved = errno;
-        sm_error_set_at(im->err, SM_ERR_IO, im->store->path, 0, 0, NULL, "cannot write the rejects file: %s",
+        sm_error_set_at(&im->perr, SM_ERR_IO, im->store->path, 0, 0, NULL, "cannot write the rejects file: %s",
                         strerror(saved));
-        sm_error_set_cause(im->err, saved);
+        sm_error_set_cause(&im->perr, saved);
         return SM_ERR_IO;
     }
     return SM_OK;
@@ -459,7 +511,8 @@ int imp_reject(importer *im, const char *path, uint64_t line, uint32_t column, c
 
 static int nomem(importer *im)
 {
-    return sm_error_set(im->err, SM_ERR_NOMEM, "out of memory while importing %s", im->file.path);
+    return sm_error_set(im->err, SM_ERR_NOMEM, "out of memory while importing %s",
+                        im->n_sources ? im->sources[im->work_current].path : "");
 }
 
 /* --- interning --------------------------------------------------------------------------------- */
@@ -487,9 +540,10 @@ static int lookup_existing(importer *im, int db, const char *s, size_t len, uint
 
 static int intern_customer(importer *im, const imp_text *t, uint32_t *id)
 {
-    if (t->len == im->last_customer_len && im->last_customer_s != NULL &&
-        memcmp(t->s, im->last_customer_s, t->len) == 0) {
-        *id = im->last_customer_id;
+    key_dict *d = &im->customers;
+    if (im->have_last_customer && t->len == d->len[im->last_customer] &&
+        memcmp(t->s, d->text + d->off[im->last_customer], t->len) == 0) {
+        *id = d->value[im->last_customer];
         return SM_OK;
     }
     uint32_t local;
@@ -515,9 +569,8 @@ static int intern_customer(importer *im, const imp_text *t, uint32_t *id)
         }
     }
     *id = im->customers.value[local];
-    im->last_customer_s = im->customers.text + im->customers.off[local];
-    im->last_customer_len = t->len;
-    im->last_customer_id = *id;
+    im->last_customer = local;
+    im->have_last_customer = true;
     return SM_OK;
 }
 
@@ -573,7 +626,7 @@ static int new_head(importer *im, uint32_t *index)
     memset(h, 0, sizeof *h);
     h->customer = SM_CUSTOMER_NONE;
     h->time = SM_TIME_NONE;
-    h->source = (uint16_t)im->sources[im->current].index;
+    h->source = (uint16_t)im->sources[im->work_current].index;
     return SM_OK;
 }
 
@@ -606,11 +659,19 @@ static int intern_basket(importer *im, const imp_row *row, uint32_t *head_index)
             rc = new_basket_id(im, &im->heads[*head_index].id);
         return rc;
     }
+    /* Rows of one basket usually follow each other. */
+    if (im->have_last_basket && len == im->baskets.len[im->last_basket] &&
+        memcmp(s, im->baskets.text + im->baskets.off[im->last_basket], len) == 0) {
+        *head_index = im->baskets.value[im->last_basket];
+        return SM_OK;
+    }
     uint32_t local;
     bool added;
     int rc = dict_find_or_add(&im->baskets, s, len, &local, &added);
     if (rc != SM_OK)
         return rc == SM_ERR_NOMEM ? nomem(im) : sm_error_set(im->err, rc, "too many baskets");
+    im->last_basket = local;
+    im->have_last_basket = true;
     if (added) {
         uint32_t h;
         rc = new_head(im, &h);
@@ -669,13 +730,14 @@ static int check_budget(importer *im)
     return SM_OK;
 }
 
-int imp_add_row(importer *im, const imp_row *row)
+static int consume_row(importer *im, const imp_row *row)
 {
-    source_state *src = &im->sources[im->current];
+    source_state *src = &im->sources[im->work_current];
+    const char *path = src->path;
     uint32_t customer = SM_CUSTOMER_NONE, item = SM_ITEM_NONE, head;
     int rc;
     if (row->line > TX_LINE_MAX)
-        return sm_error_set_at(im->err, SM_ERR_OVERFLOW, im->file.path, row->line, 0, NULL,
+        return sm_error_set_at(im->err, SM_ERR_OVERFLOW, path, row->line, 0, NULL,
                                "more than 2^40 lines in one file");
     if (row->customer.s != NULL && (rc = intern_customer(im, &row->customer, &customer)) != SM_OK)
         return rc;
@@ -715,7 +777,7 @@ int imp_add_row(importer *im, const imp_row *row)
         memset(r->pad, 0, sizeof r->pad);
         im->total_tx++;
         if (__builtin_add_overflow(im->customer_amount, row->amount, &im->customer_amount))
-            return sm_error_set_at(im->err, SM_ERR_OVERFLOW, im->file.path, row->line, 0, NULL,
+            return sm_error_set_at(im->err, SM_ERR_OVERFLOW, path, row->line, 0, NULL,
                                    "the total amount overflows 64 bits");
     } else {
         im->without_customer++;
@@ -723,7 +785,7 @@ int imp_add_row(importer *im, const imp_row *row)
     if (item != SM_ITEM_NONE && (rc = push_pair(im, h->id, item)) != SM_OK)
         return rc;
     if (__builtin_add_overflow(im->total_amount, row->amount, &im->total_amount))
-        return sm_error_set_at(im->err, SM_ERR_OVERFLOW, im->file.path, row->line, 0, NULL,
+        return sm_error_set_at(im->err, SM_ERR_OVERFLOW, path, row->line, 0, NULL,
                                "the total amount overflows 64 bits");
     if (!im->has_time || row->time < im->first_time)
         im->first_time = row->time;
@@ -739,9 +801,8 @@ int imp_add_row(importer *im, const imp_row *row)
     return check_budget(im);
 }
 
-int imp_add_basket(importer *im, uint64_t line, const imp_text *items, size_t n)
+static int consume_basket(importer *im, const imp_text *items, size_t n)
 {
-    (void)line;
     uint32_t head;
     int rc = new_head(im, &head);
     if (rc == SM_OK)
@@ -759,8 +820,224 @@ int imp_add_basket(importer *im, uint64_t line, const imp_text *items, size_t n)
     }
     im->rows_stored++;
     im->without_customer++;
-    im->sources[im->current].rows++;
+    im->sources[im->work_current].rows++;
     return check_budget(im);
+}
+
+/* --- the pipeline ------------------------------------------------------------------------------
+ * The parsing side (the calling thread) fills batches of staged rows; the
+ * consuming side interns keys and collects records from them in the same
+ * order. With two or more threads they run at once, handing batches over
+ * through a ring of N_BATCHES; with one thread each batch is consumed as
+ * soon as it is full. Either way the same rows reach consume_row in the same
+ * order, so ids and results do not depend on the thread count. */
+
+/* Waits until *state == want, or until `stop` is set; false when stopped.
+ * Spins briefly, then yields, then sleeps: the machine may be busy. */
+static bool wait_state(atomic_int *state, int want, atomic_int *stop, atomic_int *also_done)
+{
+    for (unsigned spin = 0;; spin++) {
+        if (atomic_load_explicit(state, memory_order_acquire) == want)
+            return true;
+        if (atomic_load_explicit(stop, memory_order_acquire))
+            return false;
+        if (also_done != NULL && atomic_load_explicit(also_done, memory_order_acquire) &&
+            atomic_load_explicit(state, memory_order_acquire) != want)
+            return false;
+        if (spin < 256)
+            continue;
+        if (spin < 2048) {
+            sched_yield();
+            continue;
+        }
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void batch_free(batch *b)
+{
+    sm_free(b->rows);
+    sm_free(b->items);
+    sm_free(b->arena);
+}
+
+static int consume_batch(importer *im, batch *b)
+{
+    if (b->current != im->work_current) {
+        im->work_current = b->current;
+        im->have_last_customer = false;
+        im->have_last_basket = false;
+    }
+    int rc = SM_OK;
+    for (size_t i = 0; i < b->n && rc == SM_OK; i++) {
+        const staged *st = &b->rows[i];
+#define TEXT(t) ((imp_text){(t).off == TEXT_ABSENT ? NULL : b->arena + (t).off, (t).len})
+        if (st->is_basket) {
+            if (st->n_items > im->scratch_cap) {
+                imp_text *bigger = sm_realloc_array(im->scratch_items, st->n_items, sizeof *bigger);
+                if (bigger == NULL)
+                    return nomem(im);
+                im->scratch_items = bigger;
+                im->scratch_cap = st->n_items;
+            }
+            for (uint32_t j = 0; j < st->n_items; j++)
+                im->scratch_items[j] = TEXT(b->items[st->first_item + j]);
+            rc = consume_basket(im, im->scratch_items, st->n_items);
+        } else {
+            imp_row row = {TEXT(st->customer), TEXT(st->basket), TEXT(st->item), TEXT(st->description),
+                           st->time, st->amount, st->quantity, st->flags, st->line};
+            rc = consume_row(im, &row);
+        }
+#undef TEXT
+    }
+    b->n = b->n_items = b->used = 0;
+    return rc;
+}
+
+/* The consuming side's loop (pipelined mode). */
+static int consume_all(importer *im)
+{
+    int rc = SM_OK;
+    for (;;) {
+        batch *b = &im->batches[im->take_index % N_BATCHES];
+        if (!wait_state(&b->state, BATCH_READY, &im->stop, &im->parse_done))
+            break;
+        rc = consume_batch(im, b);
+        atomic_store_explicit(&b->state, BATCH_FREE, memory_order_release);
+        im->take_index++;
+        if (rc != SM_OK) {
+            atomic_store_explicit(&im->stop, 1, memory_order_release);
+            break;
+        }
+    }
+    return rc;
+}
+
+/* Hands the filling batch over (or consumes it right away without a
+ * second thread). */
+static int publish(importer *im)
+{
+    batch *b = &im->batches[im->fill_index % N_BATCHES];
+    if (b->n == 0)
+        return SM_OK;
+    if (!im->pipelined) {
+        int rc = consume_batch(im, b);
+        if (rc != SM_OK) {
+            /* the consuming side's error is in im->err */
+            im->consume_status = rc;
+            atomic_store_explicit(&im->stop, 1, memory_order_release);
+            return SM_ERR_INVALID_STATE;
+        }
+        return SM_OK;
+    }
+    atomic_store_explicit(&b->state, BATCH_READY, memory_order_release);
+    im->fill_index++;
+    return SM_OK;
+}
+
+/* The batch to fill next, once the consuming side has released it. */
+static int filling_batch(importer *im, batch **out)
+{
+    batch *b = &im->batches[im->fill_index % N_BATCHES];
+    if (im->pipelined && !wait_state(&b->state, BATCH_FREE, &im->stop, NULL))
+        return SM_ERR_INVALID_STATE;
+    if (b->n > 0 && (b->current != im->current || b->n == BATCH_ROWS || b->used >= BATCH_BYTES)) {
+        int rc = publish(im);
+        if (rc != SM_OK)
+            return rc;
+        return filling_batch(im, out);
+    }
+    b->current = im->current;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        staged *rows = sm_realloc_array(b->rows, cap, sizeof *rows);
+        if (rows == NULL)
+            return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging rows");
+        b->rows = rows;
+        b->cap = cap;
+    }
+    *out = b;
+    return SM_OK;
+}
+
+static int stage_text(importer *im, batch *b, const imp_text *t, staged_text *out)
+{
+    if (t->s == NULL) {
+        out->off = TEXT_ABSENT;
+        out->len = 0;
+        return SM_OK;
+    }
+    if (t->len > UINT32_MAX / 4 || b->used + t->len >= TEXT_ABSENT)
+        return sm_error_set(&im->perr, SM_ERR_OVERFLOW, "a field of %zu bytes is too long", t->len);
+    if (b->used + t->len > b->arena_cap) {
+        size_t cap = b->arena_cap ? b->arena_cap : 1 << 16;
+        while (cap < b->used + t->len)
+            cap *= 2;
+        char *arena = sm_realloc_array(b->arena, cap, 1);
+        if (arena == NULL)
+            return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging rows");
+        b->arena = arena;
+        b->arena_cap = cap;
+    }
+    memcpy(b->arena + b->used, t->s, t->len);
+    out->off = (uint32_t)b->used;
+    out->len = (uint32_t)t->len;
+    b->used += t->len;
+    return SM_OK;
+}
+
+int imp_add_row(importer *im, const imp_row *row)
+{
+    batch *b;
+    int rc = filling_batch(im, &b);
+    if (rc != SM_OK)
+        return rc;
+    staged *st = &b->rows[b->n];
+    if ((rc = stage_text(im, b, &row->customer, &st->customer)) != SM_OK ||
+        (rc = stage_text(im, b, &row->basket, &st->basket)) != SM_OK ||
+        (rc = stage_text(im, b, &row->item, &st->item)) != SM_OK ||
+        (rc = stage_text(im, b, &row->description, &st->description)) != SM_OK)
+        return rc;
+    st->time = row->time;
+    st->amount = row->amount;
+    st->quantity = row->quantity;
+    st->flags = row->flags;
+    st->is_basket = 0;
+    st->line = row->line;
+    st->first_item = st->n_items = 0;
+    b->n++;
+    return SM_OK;
+}
+
+int imp_add_basket(importer *im, uint64_t line, const imp_text *items, size_t n)
+{
+    batch *b;
+    int rc = filling_batch(im, &b);
+    if (rc != SM_OK)
+        return rc;
+    if (b->n_items + n > b->cap_items) {
+        size_t cap = b->cap_items ? b->cap_items : 4096;
+        while (cap < b->n_items + n)
+            cap *= 2;
+        staged_text *bigger = sm_realloc_array(b->items, cap, sizeof *bigger);
+        if (bigger == NULL)
+            return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging baskets");
+        b->items = bigger;
+        b->cap_items = cap;
+    }
+    staged *st = &b->rows[b->n];
+    memset(st, 0, sizeof *st);
+    st->is_basket = 1;
+    st->line = line;
+    st->first_item = (uint32_t)b->n_items;
+    st->n_items = (uint32_t)n;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = stage_text(im, b, &items[i], &b->items[b->n_items + i])) != SM_OK)
+            return rc;
+    b->n_items += n;
+    b->n++;
+    return SM_OK;
 }
 
 /* --- sorting ------------------------------------------------------------------------------------- */
@@ -1321,7 +1598,12 @@ static int write_keys(importer *im, MDB_txn *txn, key_dict *d, int by_key_db, in
         sorted_put_close(&sp);
     }
     if (status == SM_OK) {
-        qsort_r(order, n_new, sizeof *order, dict_key_cmp, d);
+        /* Keys often arrive sorted already (invoice numbers); check first. */
+        bool sorted = true;
+        for (uint32_t j = 1; j < n_new && sorted; j++)
+            sorted = dict_key_cmp(&order[j - 1], &order[j], d) < 0;
+        if (!sorted)
+            qsort_r(order, n_new, sizeof *order, dict_key_cmp, d);
         status = sorted_put_open(im, txn, by_key_db, &sp);
         for (uint32_t j = 0; j < n_new && status == SM_OK; j++) {
             uint32_t e = order[j];
@@ -1790,7 +2072,11 @@ static int commit_import(importer *im)
             goto fail;
         im->result->map_growths++;
     }
-    snprintf(im->result->rejects_path, sizeof im->result->rejects_path, "%s", rejects_path);
+    size_t len = strlen(rejects_path);
+    if (len >= sizeof im->result->rejects_path)
+        len = sizeof im->result->rejects_path - 1; /* PATH_MAX > SM_ERROR_PATH_MAX; the file keeps its name */
+    memcpy(im->result->rejects_path, rejects_path, len);
+    im->result->rejects_path[len] = '\0';
     return SM_OK;
 fail:
     if (rejects_path[0] != '\0')
@@ -1800,8 +2086,39 @@ fail:
 
 /* --- driver ----------------------------------------------------------------------------------------- */
 
+static int scale_digits_of(uint32_t scale)
+{
+    int d = 0;
+    while (scale > 1) {
+        scale /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* The parsing side: every file in order, then the last partial batch. */
+static int parse_all(importer *im, const char *const *paths, size_t n_paths, int64_t now)
+{
+    int rc = SM_OK;
+    for (size_t i = 0; i < n_paths && rc == SM_OK; i++) {
+        im->current = i;
+        im->file.path = paths[i];
+        im->file.source = im->sources[i].index;
+        im->file.scale_digits = scale_digits_of(im->schema.money_scale);
+        im->file.now = now;
+        rc = imp_parse_file(im, &im->file, im->opt.format);
+        im->bytes_done_before += im->sources[i].bytes;
+    }
+    if (rc == SM_OK)
+        rc = publish(im);
+    return rc;
+}
+
 static void importer_free(importer *im)
 {
+    for (int i = 0; i < N_BATCHES; i++)
+        batch_free(&im->batches[i]);
+    sm_free(im->scratch_items);
     dict_free(&im->customers);
     dict_free(&im->items);
     dict_free(&im->baskets);
@@ -1822,16 +2139,6 @@ static void importer_free(importer *im)
         fclose(im->rejects);
     if (im->read_txn != NULL)
         store_read_end(im->store, im->read_txn);
-}
-
-static int scale_digits_of(uint32_t scale)
-{
-    int d = 0;
-    while (scale > 1) {
-        scale /= 10;
-        d++;
-    }
-    return d;
 }
 
 static bool valid_scale(uint32_t s)
@@ -1966,15 +2273,37 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
         im->next_basket = im->before.v[ST_BASKETS];
         status = prepare_sources(im, paths, n_paths);
     }
-    for (size_t i = 0; i < n_paths && status == SM_OK; i++) {
-        im->current = i;
-        im->file.path = paths[i];
-        im->file.source = im->sources[i].index;
-        im->file.scale_digits = scale_digits_of(im->schema.money_scale);
-        im->file.now = now;
-        im->last_customer_s = NULL;
-        status = imp_parse_file(im, &im->file, options->format);
-        im->bytes_done_before += im->sources[i].bytes;
+    if (status == SM_OK) {
+        im->threads = options->n_threads > 0 ? options->n_threads : omp_get_max_threads();
+        im->pipelined = im->threads >= 2;
+        int parse_status = SM_OK, consume_status = SM_OK;
+        if (im->pipelined) {
+#pragma omp parallel num_threads(2) default(none) shared(im, paths, n_paths, now, parse_status, consume_status)
+            {
+                /* thread 0 is the caller: callbacks stay on its thread */
+                if (omp_get_thread_num() == 0) {
+                    if (omp_get_num_threads() < 2)
+                        im->pipelined = false;
+                    parse_status = parse_all(im, paths, n_paths, now);
+                    if (parse_status != SM_OK) /* nothing more will be written: stop consuming */
+                        atomic_store_explicit(&im->stop, 1, memory_order_release);
+                    atomic_store_explicit(&im->parse_done, 1, memory_order_release);
+                } else {
+                    consume_status = consume_all(im);
+                }
+            }
+        } else {
+            parse_status = parse_all(im, paths, n_paths, now);
+        }
+        if (consume_status == SM_OK)
+            consume_status = im->consume_status;
+        if (consume_status != SM_OK) {
+            status = consume_status; /* im->err holds it */
+        } else if (parse_status != SM_OK) {
+            status = parse_status;
+            if (err != NULL)
+                *err = im->perr;
+        }
     }
     if (im->read_txn != NULL) {
         store_read_end(store, im->read_txn);
@@ -1983,8 +2312,24 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
     if (status == SM_OK && sm_progress_report(&im->opt.progress, "sort", 0, 1))
         status = sm_error_set(im->err, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
     if (status == SM_OK) {
-        status = sort_batch(im);
-        if (status == SM_OK && sort_pairs(im) == SIZE_MAX)
+        /* the two sorts touch different arrays: one thread each */
+        int tx_status = SM_OK;
+        size_t pairs = 0;
+        if (im->threads >= 2) {
+#pragma omp parallel sections num_threads(2) default(none) shared(im, tx_status, pairs)
+            {
+#pragma omp section
+                tx_status = sort_batch(im);
+#pragma omp section
+                pairs = sort_pairs(im);
+            }
+        } else {
+            /* one thread: no OpenMP region at all (see README on fork) */
+            tx_status = sort_batch(im);
+            pairs = sort_pairs(im);
+        }
+        status = tx_status;
+        if (status == SM_OK && pairs == SIZE_MAX)
             status = nomem(im);
         if (status == SM_OK)
             im->total_pairs += im->n_pairs;

@@ -243,8 +243,9 @@ static int take_key(importer *im, const imp_file *file, uint64_t line, uint32_t 
     return SM_OK;
 }
 
+/* `syntax`, when not NULL, replaces the generic "is not a number" text. */
 static int reject_field(importer *im, const imp_file *file, uint64_t line, uint32_t column, const char *field,
-                        const char *value, size_t len, sm_field_status st)
+                        const char *value, size_t len, sm_field_status st, const char *syntax)
 {
     const char *v = value;
     size_t vl = len;
@@ -254,7 +255,7 @@ static int reject_field(importer *im, const imp_file *file, uint64_t line, uint3
         rc = imp_reject(im, file->path, line, column, field, "is empty");
     else
         rc = imp_reject(im, file->path, line, column, field, "\"%.*s\" %s", (int)SM_MIN(vl, (size_t)60), v,
-                        sm_field_status_text(st));
+                        st == SM_FIELD_SYNTAX && syntax != NULL ? syntax : sm_field_status_text(st));
     return rc == SM_OK ? 1 : rc;
 }
 
@@ -357,7 +358,10 @@ static int csv_row(importer *im, const imp_file *file, const layout *l, const sm
     }
     sm_field_status st = parse_time_field(o, online_retail, FIELD(R_TIME), &row.time);
     if (st != SM_FIELD_OK) {
-        rc = reject_field(im, file, line, COLUMN(R_TIME), l->names[R_TIME], FIELD(R_TIME), st);
+        rc = reject_field(im, file, line, COLUMN(R_TIME), l->names[R_TIME], FIELD(R_TIME), st,
+                          o->time_format ? "does not match --time-format"
+                                         : (online_retail ? "is not a date (YYYY-MM-DD HH:MM:SS or M/D/YYYY H:MM)"
+                                                          : "is not a date (ISO 8601 or epoch seconds; see --time-format)"));
         return rc > 0 ? SM_OK : rc;
     }
     rc = check_future(im, file, line, COLUMN(R_TIME), l->names[R_TIME], row.time, &row.flags);
@@ -368,7 +372,7 @@ static int csv_row(importer *im, const imp_file *file, const layout *l, const sm
     if (l->col[R_QUANTITY] >= 0) {
         st = sm_parse_quantity(FIELD(R_QUANTITY), &quantity);
         if (st != SM_FIELD_OK) {
-            rc = reject_field(im, file, line, COLUMN(R_QUANTITY), l->names[R_QUANTITY], FIELD(R_QUANTITY), st);
+            rc = reject_field(im, file, line, COLUMN(R_QUANTITY), l->names[R_QUANTITY], FIELD(R_QUANTITY), st, NULL);
             return rc > 0 ? SM_OK : rc;
         }
         if (quantity == 0)
@@ -382,13 +386,13 @@ static int csv_row(importer *im, const imp_file *file, const layout *l, const sm
         if (st == SM_FIELD_OK)
             st = sm_decimal_to_minor(d, 1, file->scale_digits, &amount);
         if (st != SM_FIELD_OK) {
-            rc = reject_field(im, file, line, COLUMN(R_AMOUNT), l->names[R_AMOUNT], FIELD(R_AMOUNT), st);
+            rc = reject_field(im, file, line, COLUMN(R_AMOUNT), l->names[R_AMOUNT], FIELD(R_AMOUNT), st, NULL);
             return rc > 0 ? SM_OK : rc;
         }
     } else {
         st = sm_parse_decimal(FIELD(R_PRICE), &d);
         if (st != SM_FIELD_OK) {
-            rc = reject_field(im, file, line, COLUMN(R_PRICE), l->names[R_PRICE], FIELD(R_PRICE), st);
+            rc = reject_field(im, file, line, COLUMN(R_PRICE), l->names[R_PRICE], FIELD(R_PRICE), st, NULL);
             return rc > 0 ? SM_OK : rc;
         }
         if (d.mantissa < 0) {
@@ -401,7 +405,7 @@ static int csv_row(importer *im, const imp_file *file, const layout *l, const sm
         }
         st = sm_decimal_to_minor(d, quantity < 0 ? -(int64_t)quantity : quantity, file->scale_digits, &amount);
         if (st != SM_FIELD_OK) {
-            rc = reject_field(im, file, line, COLUMN(R_PRICE), l->names[R_PRICE], FIELD(R_PRICE), st);
+            rc = reject_field(im, file, line, COLUMN(R_PRICE), l->names[R_PRICE], FIELD(R_PRICE), st, NULL);
             return rc > 0 ? SM_OK : rc;
         }
     }
@@ -540,7 +544,8 @@ static int cdnow_row(importer *im, const imp_file *file, const sm_csv_record *re
         st = sm_parse_time_yyyymmdd(tok[base + 1].s, tok[base + 1].len, &row.time);
     }
     if (st != SM_FIELD_OK) {
-        rc = reject_field(im, file, line, (uint32_t)base + 2, names[1], tok[base + 1].s, tok[base + 1].len, st);
+        rc = reject_field(im, file, line, (uint32_t)base + 2, names[1], tok[base + 1].s, tok[base + 1].len, st,
+                          o->time_format ? "does not match --time-format" : "is not a date (YYYYMMDD)");
         return rc > 0 ? SM_OK : rc;
     }
     rc = check_future(im, file, line, (uint32_t)base + 2, names[1], row.time, &row.flags);
@@ -549,7 +554,7 @@ static int cdnow_row(importer *im, const imp_file *file, const sm_csv_record *re
     int32_t quantity;
     st = sm_parse_quantity(tok[base + 2].s, tok[base + 2].len, &quantity);
     if (st != SM_FIELD_OK) {
-        rc = reject_field(im, file, line, (uint32_t)base + 3, names[2], tok[base + 2].s, tok[base + 2].len, st);
+        rc = reject_field(im, file, line, (uint32_t)base + 3, names[2], tok[base + 2].s, tok[base + 2].len, st, NULL);
         return rc > 0 ? SM_OK : rc;
     }
     if (quantity == 0)
@@ -560,7 +565,7 @@ static int cdnow_row(importer *im, const imp_file *file, const sm_csv_record *re
     if (st == SM_FIELD_OK)
         st = sm_decimal_to_minor(d, 1, file->scale_digits, &amount);
     if (st != SM_FIELD_OK) {
-        rc = reject_field(im, file, line, (uint32_t)base + 4, names[3], tok[base + 3].s, tok[base + 3].len, st);
+        rc = reject_field(im, file, line, (uint32_t)base + 4, names[3], tok[base + 3].s, tok[base + 3].len, st, NULL);
         return rc > 0 ? SM_OK : rc;
     }
     if (quantity < 0 || amount < 0) {

@@ -9,6 +9,7 @@
  */
 #include "storage/store_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -37,19 +38,24 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     dev_t dev;
     ino_t ino;
+    pid_t pid; /* a forked child inherits the table but not the handles' use */
 } registry[64];
 static size_t registry_n;
 
 static bool registry_add(dev_t dev, ino_t ino)
 {
     bool ok = true;
+    pid_t self = getpid();
     pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < registry_n; i++)
-        if (registry[i].dev == dev && registry[i].ino == ino)
+        if (registry[i].pid != self)
+            registry[i--] = registry[--registry_n];
+        else if (registry[i].dev == dev && registry[i].ino == ino)
             ok = false;
     if (ok && registry_n < SM_ARRAY_LEN(registry)) {
         registry[registry_n].dev = dev;
         registry[registry_n].ino = ino;
+        registry[registry_n].pid = self;
         registry_n++;
     }
     pthread_mutex_unlock(&registry_lock);
@@ -60,7 +66,7 @@ static void registry_remove(dev_t dev, ino_t ino)
 {
     pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < registry_n; i++)
-        if (registry[i].dev == dev && registry[i].ino == ino) {
+        if (registry[i].dev == dev && registry[i].ino == ino && registry[i].pid == getpid()) {
             registry[i] = registry[--registry_n];
             break;
         }
@@ -85,8 +91,8 @@ int store_fail(const sm_store *store, sm_error *err, int rc, const char *what)
     case EROFS:
     case EFBIG:
         code = SM_ERR_IO;
-        if (rc == ENOSPC || rc == EDQUOT)
-            hint = " (the store is unchanged; free space and retry)";
+        if (rc == ENOSPC || rc == EDQUOT || rc == EIO || rc == EFBIG)
+            hint = " (a write to the store file failed, e.g. a full disk; the store is unchanged)";
         break;
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
@@ -384,6 +390,21 @@ static int check_store_file(const char *dir, const char *name, bool *exists, off
     return rc;
 }
 
+/* Empty but for a stray lock.mdb: the only place a new store may go, so
+ * that `--store ~` cannot scatter store files among someone's files. */
+static bool directory_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || strcmp(e->d_name, "lock.mdb") == 0;
+    closedir(d);
+    return empty;
+}
+
 static int prepare_directory(const char *dir, unsigned flags, char **canonical, sm_error *err)
 {
     *canonical = NULL;
@@ -562,6 +583,13 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         sm_free(canonical);
         return status;
     }
+    if (!data_exists && create && !directory_is_empty(canonical)) {
+        sm_error_set_at(err, SM_ERR_EXISTS, canonical, 0, 0, NULL,
+                        "the directory holds other files but no store; a new store needs a new or empty "
+                        "directory");
+        sm_free(canonical);
+        return SM_ERR_EXISTS;
+    }
     if (!data_exists && !create) {
         sm_error_set_at(err, SM_ERR_NOT_FOUND, canonical, 0, 0, NULL,
                         "no store here (no data.mdb); create one with `segmint import`");
@@ -589,7 +617,13 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         sm_store_close(store);
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory opening %s", dir);
     }
-    pthread_rwlock_init(&store->resize_lock, NULL);
+    /* Writer-preferring: a steady stream of readers must not starve the
+     * importer waiting to resize the map. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&store->resize_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
 
     if (data_exists) {
         /* Before LMDB opens it: a second env on the same file in one process
@@ -612,6 +646,17 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         store->dev = st.st_dev;
         store->ino = st.st_ino;
         store->registered = true;
+    }
+
+    if (data_exists) {
+        /* LMDB trusts the meta pages while opening (it divides by their
+         * page size); a file from elsewhere must pass this first. */
+        status = (flags & SM_STORE_VERIFY) ? sm_store_verify_file(store->data_path, err)
+                                           : sm_store_check_header(store->data_path, err);
+        if (status != SM_OK) {
+            sm_store_close(store);
+            return status;
+        }
     }
 
     int rc = mdb_env_create(&store->env);
@@ -662,8 +707,6 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         store->registered = true;
     }
     status = check_file_size(store, err);
-    if (status == SM_OK && (flags & SM_STORE_VERIFY))
-        status = sm_store_verify_file(store->data_path, err);
     if (status == SM_OK)
         status = open_databases(store, create, err);
     if (status != SM_OK) {
@@ -774,6 +817,10 @@ int sm_store_sources(sm_store *store, sm_store_source **out, size_t *n_out, sm_e
         return status;
     }
     size_t n = (size_t)stats.v[ST_SOURCES];
+    if (!store_plausible(n, 80 + 8 + 11, store_used_bytes(store))) {
+        store_read_end(store, txn);
+        return store_corrupt(store, err, "the meta record counts more sources than the file can hold");
+    }
     sm_store_source *list = n ? sm_calloc(n, sizeof *list) : NULL;
     if (n > 0 && list == NULL) {
         store_read_end(store, txn);

@@ -263,7 +263,8 @@ int sm_store_features_get(sm_store *store, const char *name, sm_feature_matrix *
     uint64_t rows_per_part = le32_get(h + 12), ids_per_part = le32_get(h + 24);
     out->created = (int64_t)le64_get(h + 16);
     size_t total;
-    if (d == 0 || rows_per_part == 0 || ids_per_part == 0 || n > UINT32_MAX || !sm_mul_size((size_t)n, d, &total)) {
+    if (d == 0 || rows_per_part == 0 || ids_per_part == 0 || n > UINT32_MAX || !sm_mul_size((size_t)n, d, &total) ||
+        !store_plausible(total, 4, store_used_bytes(store)) || !store_plausible(d, 2, v.mv_size)) {
         store_read_end(store, txn);
         return store_corrupt(store, err, "feature header of \"%s\" is inconsistent", name);
     }
@@ -571,7 +572,8 @@ int sm_store_run_assignments(sm_store *store, uint64_t run_id, sm_assignments *o
     sm_free(info.record);
     size_t bytes = 0;
     if (status == SM_OK && (info.n_assignments > UINT32_MAX ||
-                            !sm_mul_size((size_t)info.n_assignments, info.value_size, &bytes)))
+                            !sm_mul_size((size_t)info.n_assignments, info.value_size, &bytes) ||
+                            !store_plausible(info.n_assignments, 8 + 12 + info.value_size, store_used_bytes(store))))
         status = store_corrupt(store, err, "run %" PRIu64 " claims %" PRIu64 " assignments", run_id, info.n_assignments);
     if (status == SM_OK) {
         out->n = info.n_assignments;

@@ -214,6 +214,14 @@ int store_read_stats(sm_store *store, MDB_txn *txn, store_stats *stats, sm_error
 int store_write_stats(sm_store *store, MDB_txn *txn, const store_stats *stats, sm_error *err);
 int store_write_schema(sm_store *store, MDB_txn *txn, const store_schema *schema, sm_error *err);
 
+/* True when `count` records of at least `bytes_each` bytes can fit in the
+ * pages in use: counts read from a damaged or hostile file must not drive
+ * allocations larger than the file itself. */
+static inline bool store_plausible(uint64_t count, uint64_t bytes_each, uint64_t used_bytes)
+{
+    return bytes_each == 0 || count <= used_bytes / bytes_each;
+}
+
 /* A store record that fails a consistency check. */
 int store_corrupt(const sm_store *store, sm_error *err, const char *fmt, ...) SM_PRINTF(3, 4);
 

@@ -64,6 +64,11 @@ int sm_store_load_tx(sm_store *store, sm_tx_table *out, const sm_progress *progr
     uint32_t n_items = (uint32_t)stats.v[ST_ITEMS];
     uint64_t n_baskets = stats.v[ST_BASKETS];
     size_t alloc_n = n ? (size_t)n : 1;
+    uint64_t used = store_used_bytes(store);
+    if (!store_plausible(n, 8 + TX_KEY_BYTES + TX_VALUE_BYTES, used) || !store_plausible(n_customers, 8, used)) {
+        store_read_end(store, txn);
+        return store_corrupt(store, err, "the meta record counts more rows or customers than the file can hold");
+    }
     if (n > SIZE_MAX / 8) {
         store_read_end(store, txn);
         return sm_error_set(err, SM_ERR_OVERFLOW, "%" PRIu64 " transaction rows do not fit in memory", n);
@@ -175,6 +180,11 @@ int sm_store_load_baskets(sm_store *store, unsigned options, sm_basket_table *ou
     uint64_t n = stats.v[ST_BASKETS], total = stats.v[ST_BASKET_ITEMS];
     uint32_t n_items = (uint32_t)stats.v[ST_ITEMS];
     uint32_t n_customers = (uint32_t)stats.v[ST_CUSTOMERS];
+    uint64_t file_bytes = store_used_bytes(store);
+    if (!store_plausible(n, 8 + 4 + BASKET_HEADER_BYTES, file_bytes) || !store_plausible(total, 4, file_bytes)) {
+        store_read_end(store, txn);
+        return store_corrupt(store, err, "the meta record counts more baskets than the file can hold");
+    }
     if (n > SIZE_MAX / 8 || total > SIZE_MAX / 8) {
         store_read_end(store, txn);
         return sm_error_set(err, SM_ERR_OVERFLOW, "the basket matrix does not fit in memory");
@@ -315,6 +325,10 @@ int sm_store_load_keys(sm_store *store, sm_key_kind kind, sm_key_table *out, sm_
         return status;
     uint32_t n = (uint32_t)(kind == SM_KEYS_CUSTOMERS ? stats.v[ST_CUSTOMERS] : stats.v[ST_ITEMS]);
     int db = kind == SM_KEYS_CUSTOMERS ? DB_CUSTOMER_KEYS : DB_ITEM_KEYS;
+    if (!store_plausible(n, 8 + 4 + 1, store_used_bytes(store))) {
+        store_read_end(store, txn);
+        return store_corrupt(store, err, "the meta record counts more keys than the file can hold");
+    }
     size_t *key_off = sm_alloc_array((size_t)n + 1, sizeof *key_off);
     size_t *desc_off = sm_alloc_array((size_t)n + 1, sizeof *desc_off);
     size_t cap = 1 << 16, used = 0;

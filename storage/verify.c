@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,10 @@ enum {
     DB_RECORD = 48,      /* MDB_db */
     META_DBS_OFFSET = 24,/* magic, version, address, mapsize */
     MAX_DEPTH = 32,      /* LMDB's CURSOR_STACK */
-    MAX_KEY = 511
+    MAX_KEY = 511,
+    META_BYTES = PAGEHDRSZ + META_DBS_OFFSET + 2 * DB_RECORD + 16, /* through mm_txnid */
+    FREE_DB_FLAGS = 0x08,  /* MDB_INTEGERKEY: how LMDB creates its free-page database */
+    MDB_INVALID_CODE = -30793
 };
 enum {
     P_BRANCH = 0x01, P_LEAF = 0x02, P_OVERFLOW = 0x04, P_META = 0x08, P_LEAF2 = 0x20, P_SUBP = 0x40
@@ -95,7 +99,7 @@ enum db_kind { DB_FREE, DB_MAIN, DB_NAMED };
 static int walk_tree(walker *w, uint64_t root, unsigned depth_left, enum db_kind kind, int level);
 
 /* Checks one MDB_db record (a meta page's or a named database's). */
-static int check_db(walker *w, const unsigned char *db, enum db_kind kind, uint64_t where)
+static int check_db(walker *w, const unsigned char *db, enum db_kind kind, uint64_t where, int level)
 {
     uint16_t flags = u16(db + 4), depth = u16(db + 6);
     uint64_t root = u64(db + 40);
@@ -107,13 +111,15 @@ static int check_db(walker *w, const unsigned char *db, enum db_kind kind, uint6
         return depth == 0 ? SM_OK : bad(w, where, "empty database with nonzero depth");
     if (depth == 0 || depth > MAX_DEPTH)
         return bad(w, where, "database depth out of range");
-    return walk_tree(w, root, depth, kind, 0);
+    return walk_tree(w, root, depth, kind, level);
 }
 
 static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind kind, int level)
 {
-    if (level >= MAX_DEPTH)
+    if (level >= 2 * MAX_DEPTH)
         return bad(w, pgno, "tree deeper than LMDB allows");
+    if (pgno < 2)
+        return bad(w, pgno, "a tree points at a meta page"); /* LMDB asserts root > 1 */
     if (pgno > w->last_pg || pgno >= w->n_pages)
         return bad(w, pgno, "child page number beyond the end of the file");
     if (w->visited[pgno >> 3] & (1u << (pgno & 7)))
@@ -132,8 +138,10 @@ static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind
     if ((depth_left == 1) != leaf)
         return bad(w, pgno, "tree depth differs from the database record");
     unsigned n = (lower - PAGEHDRSZ) / 2u;
-    if (n == 0 && branch)
-        return bad(w, pgno, "branch page holds no nodes");
+    /* LMDB never leaves an empty page in a tree (an emptied root becomes
+     * P_INVALID), and mdb_cursor_first reads node 0 without looking. */
+    if (n == 0)
+        return bad(w, pgno, "page holds no nodes");
     for (unsigned i = 0; i < n; i++) {
         uint16_t off = u16(page + PAGEHDRSZ + 2 * i);
         if (off < upper || (uint64_t)off + NODESIZE > w->psize)
@@ -177,7 +185,7 @@ static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind
                 return bad(w, pgno, "misplaced named-database record");
             unsigned char db[DB_RECORD];
             memcpy(db, data, DB_RECORD);
-            status = check_db(w, db, DB_NAMED, pgno);
+            status = check_db(w, db, DB_NAMED, pgno, level + 1); /* below this page's buffer */
             if (status != SM_OK)
                 return status;
         }
@@ -185,58 +193,104 @@ static int walk_tree(walker *w, uint64_t pgno, unsigned depth_left, enum db_kind
     return SM_OK;
 }
 
-int sm_store_verify_file(const char *data_path, sm_error *err)
+/* Reads and checks both meta pages: LMDB divides by their page size and
+ * maps by their sizes before it looks at anything else (CVE-2019-16228). */
+static int read_metas(walker *w, unsigned char meta_buf[2][META_BYTES])
 {
-    walker w;
-    memset(&w, 0, sizeof w);
-    w.path = data_path;
-    w.err = err;
-    w.fd = open(data_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (w.fd < 0) {
+    struct stat st;
+    if (fstat(w->fd, &st) != 0 || st.st_size < (off_t)(2 * 512))
+        return sm_error_set_at(w->err, SM_ERR_STORAGE, w->path, 0, 0, NULL,
+                               "corrupt store: the file is too short for its two meta pages");
+    for (int m = 0; m < 2; m++) {
+        /* The second meta page sits one page in; the page size is in the first. */
+        off_t at = m == 0 ? 0 : (off_t)u32(meta_buf[0] + PAGEHDRSZ + META_DBS_OFFSET);
+        if (at + (off_t)META_BYTES > st.st_size ||
+            pread(w->fd, meta_buf[m], META_BYTES, at) != (ssize_t)META_BYTES)
+            return sm_error_set_at(w->err, SM_ERR_STORAGE, w->path, 0, 0, NULL,
+                                   "corrupt store: cannot read meta page %d", m);
+        const unsigned char *mp = meta_buf[m];
+        if (u64(mp) != (uint64_t)m || !(u16(mp + 10) & P_META) || u32(mp + PAGEHDRSZ) != MDB_MAGIC ||
+            u32(mp + PAGEHDRSZ + 4) != 1) {
+            sm_error_set_at(w->err, SM_ERR_STORAGE, w->path, 0, 0, NULL,
+                            "corrupt store: meta page %d has a wrong magic or version (not an LMDB 0.9 file, "
+                            "or damaged)", m);
+            sm_error_set_cause(w->err, MDB_INVALID);
+            return SM_ERR_STORAGE;
+        }
+        uint32_t psize = u32(mp + PAGEHDRSZ + META_DBS_OFFSET); /* mm_dbs[0].md_pad */
+        if (psize < 512 || psize > 65536 || (psize & (psize - 1)) != 0)
+            return sm_error_set_at(w->err, SM_ERR_STORAGE, w->path, 0, 0, NULL,
+                                   "corrupt store: meta page %d has an implausible page size %" PRIu32, m, psize);
+        if (m == 0)
+            w->psize = psize;
+        else if (psize != w->psize)
+            return sm_error_set_at(w->err, SM_ERR_STORAGE, w->path, 0, 0, NULL,
+                                   "corrupt store: the meta pages disagree on the page size");
+    }
+    w->n_pages = (uint64_t)st.st_size / w->psize;
+    for (int m = 0; m < 2; m++) {
+        const unsigned char *meta = meta_buf[m] + PAGEHDRSZ;
+        uint64_t mapsize = u64(meta + 16);
+        uint64_t last_pg = u64(meta + META_DBS_OFFSET + 2 * DB_RECORD);
+        const unsigned char *free_db = meta + META_DBS_OFFSET, *main_db = free_db + DB_RECORD;
+        bool roots_ok = true;
+        for (int d = 0; d < 2; d++) {
+            const unsigned char *db = d == 0 ? free_db : main_db;
+            uint64_t root = u64(db + 40);
+            roots_ok = roots_ok && (root == P_INVALID || (root >= 2 && root <= last_pg)) && u16(db + 6) <= MAX_DEPTH;
+        }
+        if (last_pg < 1 || last_pg >= w->n_pages)
+            return sm_error_set_at(w->err, SM_ERR_STORAGE, w->path, 0, 0, NULL,
+                                   "corrupt store: the file is truncated (meta page %d needs %" PRIu64
+                                   " pages, the file holds %" PRIu64 "); restore it from a copy",
+                                   m, last_pg + 1, w->n_pages);
+        if (mapsize / w->psize < last_pg + 1 || mapsize > (UINT64_C(1) << 46) || !roots_ok ||
+            u16(free_db + 4) != FREE_DB_FLAGS || u16(main_db + 4) != 0)
+            return sm_error_set_at(w->err, SM_ERR_STORAGE, w->path, 0, 0, NULL,
+                                   "corrupt store: meta page %d holds impossible sizes or database records", m);
+    }
+    return SM_OK;
+}
+
+static int open_walker(walker *w, const char *data_path, sm_error *err)
+{
+    memset(w, 0, sizeof *w);
+    w->path = data_path;
+    w->err = err;
+    w->fd = open(data_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (w->fd < 0) {
         int saved = errno;
         sm_error_set_at(err, SM_ERR_IO, data_path, 0, 0, NULL, "cannot open: %s", strerror(saved));
         sm_error_set_cause(err, saved);
         return SM_ERR_IO;
     }
-    int status = SM_OK;
-    struct stat st;
-    unsigned char meta_buf[2][PAGEHDRSZ + META_DBS_OFFSET + 2 * DB_RECORD + 16];
-    if (fstat(w.fd, &st) != 0 || st.st_size < (off_t)sizeof meta_buf[0]) {
-        status = sm_error_set_at(err, SM_ERR_STORAGE, data_path, 0, 0, NULL,
-                                 "corrupt store: file too short for an LMDB meta page");
+    return SM_OK;
+}
+
+int sm_store_check_header(const char *data_path, sm_error *err)
+{
+    walker w;
+    int status = open_walker(&w, data_path, err);
+    if (status != SM_OK)
+        return status;
+    unsigned char meta_buf[2][META_BYTES];
+    status = read_metas(&w, meta_buf);
+    close(w.fd);
+    return status;
+}
+
+int sm_store_verify_file(const char *data_path, sm_error *err)
+{
+    walker w;
+    int status = open_walker(&w, data_path, err);
+    if (status != SM_OK)
+        return status;
+    unsigned char meta_buf[2][META_BYTES];
+    status = read_metas(&w, meta_buf);
+    if (status != SM_OK)
         goto out;
-    }
-    for (int m = 0; m < 2; m++) {
-        /* The second meta page sits one page in; its size is in the first. */
-        off_t at = 0;
-        if (m == 1) {
-            uint32_t psize = u32(meta_buf[0] + PAGEHDRSZ + META_DBS_OFFSET); /* md_pad of the free DB = psize */
-            at = (off_t)psize;
-        }
-        if (at < 0 || at + (off_t)sizeof meta_buf[m] > st.st_size ||
-            pread(w.fd, meta_buf[m], sizeof meta_buf[m], at) != (ssize_t)sizeof meta_buf[m]) {
-            status = sm_error_set_at(err, SM_ERR_STORAGE, data_path, 0, 0, NULL,
-                                     "corrupt store: cannot read meta page %d", m);
-            goto out;
-        }
-        const unsigned char *mp = meta_buf[m];
-        if (!(u16(mp + 10) & P_META) || u32(mp + PAGEHDRSZ) != MDB_MAGIC || u32(mp + PAGEHDRSZ + 4) != 1) {
-            status = sm_error_set_at(err, SM_ERR_STORAGE, data_path, 0, 0, NULL,
-                                     "corrupt store: meta page %d has a wrong magic or version", m);
-            goto out;
-        }
-    }
-    /* mm_dbs[0].md_pad holds the page size (mdb_env_init_meta). */
-    w.psize = u32(meta_buf[0] + PAGEHDRSZ + META_DBS_OFFSET);
-    if (w.psize < 512 || w.psize > 65536 || (w.psize & (w.psize - 1)) != 0 ||
-        w.psize != u32(meta_buf[1] + PAGEHDRSZ + META_DBS_OFFSET)) {
-        status = sm_error_set_at(err, SM_ERR_STORAGE, data_path, 0, 0, NULL,
-                                 "corrupt store: implausible page size %" PRIu64, w.psize);
-        goto out;
-    }
-    w.n_pages = (uint64_t)st.st_size / w.psize;
     w.page = sm_malloc(w.psize);
-    w.levels = sm_alloc_array(MAX_DEPTH, w.psize);
+    w.levels = sm_alloc_array(2 * MAX_DEPTH, w.psize); /* main tree, then a named tree below it */
     w.visited = sm_calloc(w.n_pages / 8 + 1, 1);
     if (w.page == NULL || w.levels == NULL || w.visited == NULL) {
         status = sm_error_set(err, SM_ERR_NOMEM, "out of memory verifying %s", data_path);
@@ -246,15 +300,9 @@ int sm_store_verify_file(const char *data_path, sm_error *err)
     for (int m = 0; m < 2 && status == SM_OK; m++) {
         const unsigned char *meta = meta_buf[m] + PAGEHDRSZ;
         w.last_pg = u64(meta + META_DBS_OFFSET + 2 * DB_RECORD);
-        if (w.last_pg < 1 || w.last_pg >= w.n_pages) {
-            status = sm_error_set_at(err, SM_ERR_STORAGE, data_path, 0, 0, NULL,
-                                     "corrupt store: meta page %d claims %" PRIu64 " pages, the file has %" PRIu64,
-                                     m, w.last_pg + 1, w.n_pages);
-            break;
-        }
-        status = check_db(&w, meta + META_DBS_OFFSET, DB_FREE, (uint64_t)m);
+        status = check_db(&w, meta + META_DBS_OFFSET, DB_FREE, (uint64_t)m, 0);
         if (status == SM_OK)
-            status = check_db(&w, meta + META_DBS_OFFSET + DB_RECORD, DB_MAIN, (uint64_t)m);
+            status = check_db(&w, meta + META_DBS_OFFSET + DB_RECORD, DB_MAIN, (uint64_t)m, 0);
     }
 out:
     close(w.fd);

@@ -13,8 +13,15 @@
 
 #include "segmint/error.h"
 
-/* SM_OK when every reachable page is well formed; SM_ERR_STORAGE naming the
- * first bad page otherwise; SM_ERR_IO when the file cannot be read. */
+/* Checks only the two meta pages (magic, version, page size, sizes, root
+ * page numbers, the file's length): what LMDB trusts while opening, before
+ * any page is mapped. Cheap; run on every open. SM_OK, SM_ERR_STORAGE
+ * (cause MDB_INVALID for a wrong magic), SM_ERR_IO. */
+int sm_store_check_header(const char *data_path, sm_error *err);
+
+/* The header check, then every page reachable from either meta page.
+ * SM_OK when all are well formed; SM_ERR_STORAGE naming the first bad page
+ * otherwise; SM_ERR_IO when the file cannot be read. */
 int sm_store_verify_file(const char *data_path, sm_error *err);
 
 #endif

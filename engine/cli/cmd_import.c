@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/cli/cli.h"
 #include "segmint/store.h"
@@ -106,6 +108,22 @@ static void print_count(FILE *f, uint64_t v)
             fputc(',', f);
         fputc(digits[i], f);
     }
+}
+
+/* Undoes the creation of a store directory whose first import failed. */
+static void remove_new_store(const char *dir)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t len = strlen(dir) + strlen(files[i]) + 2;
+        char *path = malloc(len);
+        if (path == NULL)
+            return;
+        snprintf(path, len, "%s/%s", dir, files[i]);
+        unlink(path);
+        free(path);
+    }
+    rmdir(dir); /* only if nothing else is in it */
 }
 
 static int run(int argc, char **argv)
@@ -222,6 +240,8 @@ static int run(int argc, char **argv)
     sm_error err;
     sm_error_clear(&err);
     sm_store *store;
+    struct stat before;
+    bool created = stat(store_dir, &before) != 0; /* a failed first import leaves no store behind */
     if (sm_store_open(store_dir, SM_STORE_CREATE, &store, &err) != SM_OK) {
         exit_code = sm_cli_fail(&err);
         goto out;
@@ -242,6 +262,8 @@ static int run(int argc, char **argv)
     if (status != SM_OK) {
         exit_code = sm_cli_fail(&err);
         sm_store_close(store);
+        if (created)
+            remove_new_store(store_dir);
         goto out;
     }
     if (!quiet) {

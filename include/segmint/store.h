@@ -15,7 +15,11 @@
  * readers never block the writer); writing calls (import, features_put,
  * run_write) are serialised by LMDB's writer lock, also across processes.
  * Do not open the same store twice in one process (refused with
- * SM_ERR_INVALID_STATE) and do not use a handle after fork().
+ * SM_ERR_INVALID_STATE) and do not call store functions from a progress
+ * callback. After fork() the child must not use the parent's handle; it may
+ * open the store again. GNU OpenMP does not survive fork(): a child whose
+ * parent ran an import with more than one thread hangs in its first
+ * parallel region, so such a child imports with n_threads = 1 (or exec()s).
  *
  * Every returned array is owned by the caller and released with the matching
  * *_free function, which accepts a zeroed or already freed struct.
@@ -69,7 +73,8 @@ enum {
     SM_STORE_READ_ONLY = 0,       /**< MDB_RDONLY; an untrusted store is checked, never trusted */
     SM_STORE_READ_WRITE = 1u << 0,
     SM_STORE_CREATE = (1u << 1) | (1u << 0), /**< create the directory and an empty store if absent */
-    SM_STORE_VERIFY = 1u << 2     /**< also walk every page of data.mdb before use (slow; for files from elsewhere) */
+    SM_STORE_VERIFY = 1u << 2     /**< also walk every page of data.mdb before LMDB maps it (reads the whole
+                                       file; use it for stores from elsewhere: LMDB trusts page contents) */
 };
 
 typedef struct sm_store sm_store;
@@ -80,8 +85,11 @@ typedef struct sm_store sm_store;
  * The directory must be a real directory and data.mdb/lock.mdb, when present,
  * regular files (a symlink is refused). The schema record is checked: a
  * directory that is not a segmint store, or one written by a newer segmint,
- * is refused with a message saying which. A truncated or corrupted data.mdb
- * is reported as such, never read past its end.
+ * is refused with a message saying which. Both LMDB meta pages are checked
+ * before LMDB opens the file, so a truncated file or a damaged header is
+ * reported, never mapped past its end. A read-only open of a store in a
+ * directory we cannot write (no lock.mdb possible) reads without LMDB's lock
+ * table, which is safe only while no process writes that store.
  *
  * @param[in]  dir   store directory (created with mode 0755 under SM_STORE_CREATE)
  * @param[in]  flags SM_STORE_READ_ONLY, SM_STORE_READ_WRITE or SM_STORE_CREATE, optionally | SM_STORE_VERIFY
@@ -382,11 +390,12 @@ typedef struct sm_import_options {
     uint32_t money_scale;      /**< a new store's scale (power of 10, <= 10^6); 0 = 100; an existing store keeps its own */
     uint64_t memory_budget;    /**< bytes of parsed rows held before sorted runs spill to disk; 0 = 1 GiB */
     const char *temp_dir;      /**< directory for spilled runs; NULL = the store directory */
-    uint64_t map_size;         /**< initial map size of a new store; 0 = 64 MiB */
+    uint64_t map_size;         /**< map size to start this import with (never below the data); 0 = keep (new stores start at 64 MiB) */
     uint64_t map_size_max;     /**< hard cap on map growth; 0 = 1 TiB */
     bool grow_on_demand;       /**< do not pre-size the map from an estimate: only grow on MDB_MAP_FULL (tests) */
-    int n_threads;             /**< 0 = OpenMP default */
-    sm_progress progress;      /**< stages "checksum", "parse", "sort", "write", "commit" */
+    int n_threads;             /**< 0 = OpenMP default; >= 2 parses and interns in two threads; 1 enters no OpenMP region */
+    sm_progress progress;      /**< stages "checksum", "parse" (bytes), "sort", "write" (rows), "write baskets",
+                                    "commit"; always called on the calling thread */
     sm_reject_fn on_reject;    /**< optional */
     void *reject_user;         /**< passed to on_reject */
 } sm_import_options;

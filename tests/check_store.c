@@ -1,0 +1,622 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store itself: opening and its refusals (S1 paths and symlinks, S4/F6
+ * foreign, newer, truncated and damaged files, with random bit flips under
+ * SM_STORE_VERIFY), readers during an import (F7, processes and threads),
+ * feature matrices, runs and assignments.
+ */
+#include <fcntl.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kernels/core.h"
+#include "storetest.h"
+
+static void import_log(sm_store *s, const char *dir, const char *name, uint64_t rows, uint64_t seed)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    generate_log(path, rows, seed);
+    sm_import_options o;
+    sm_import_options_init(&o);
+    sm_error err;
+    ck_assert_msg(import_one(s, path, &o, NULL, NULL, &err) == SM_OK, "%s", err.msg);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    ck_assert(a != NULL && b != NULL);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        ck_assert_uint_eq(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    ck_assert_int_eq(fclose(b), 0);
+}
+
+/* --- opening --------------------------------------------------------------------------------- */
+
+START_TEST(open_refuses_bad_paths_by_name)
+{
+    char dir[1024], path[1200];
+    sm_test_tmpdir(dir, sizeof dir, "paths");
+    sm_store *s;
+    sm_error err;
+    snprintf(path, sizeof path, "%s/absent", dir);
+    ck_assert_int_eq(sm_store_open(path, SM_STORE_READ_ONLY, &s, &err), SM_ERR_NOT_FOUND);
+    ck_assert_ptr_null(s);
+    ck_assert_str_eq(err.path, path);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no store here"));
+    snprintf(path, sizeof path, "%s/no/such/parent", dir);
+    ck_assert_int_eq(sm_store_open(path, SM_STORE_CREATE, &s, &err), SM_ERR_IO);
+    ck_assert_str_eq(err.path, path);
+    snprintf(path, sizeof path, "%s/file", dir);
+    sm_test_write_file(path, "x");
+    ck_assert_int_eq(sm_store_open(path, SM_STORE_CREATE, &s, &err), SM_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a directory"));
+    ck_assert_int_eq(sm_store_open("", SM_STORE_READ_ONLY, &s, &err), SM_ERR_INVALID_ARG);
+    /* a new store goes only into a new or empty directory */
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_CREATE, &s, &err), SM_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(err.msg, "holds other files but no store"));
+    /* an empty directory is not a store */
+    snprintf(path, sizeof path, "%s/empty", dir);
+    mkdir(path, 0755);
+    ck_assert_int_eq(sm_store_open(path, SM_STORE_READ_WRITE, &s, &err), SM_ERR_NOT_FOUND);
+    /* a symlinked data.mdb is refused, never followed */
+    char store_dir[1200], target[1300], link[1300];
+    snprintf(store_dir, sizeof store_dir, "%s/linked", dir);
+    mkdir(store_dir, 0755);
+    snprintf(target, sizeof target, "%s/elsewhere.mdb", dir);
+    sm_test_write_file(target, "");
+    snprintf(link, sizeof link, "%s/data.mdb", store_dir);
+    ck_assert_int_eq(symlink(target, link), 0);
+    ck_assert_int_eq(sm_store_open(store_dir, SM_STORE_CREATE, &s, &err), SM_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "symbolic link"));
+    ck_assert_str_eq(err.path, link);
+    struct stat st;
+    ck_assert_int_eq(stat(target, &st), 0);
+    ck_assert_int_eq((int)st.st_size, 0); /* untouched */
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(open_twice_in_one_process_and_read_only_writes_are_refused)
+{
+    char dir[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "twice");
+    sm_store *again;
+    sm_error err;
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY, &again, &err), SM_ERR_INVALID_STATE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "already open"));
+    sm_store_close(s);
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err), SM_OK);
+    ck_assert_str_eq(sm_store_path(s), dir);
+    float x[2] = {1, 2};
+    const char *names[] = {"a", "b"};
+    sm_customer_id ids[1] = {0};
+    ck_assert_int_eq(sm_store_features_put(s, "f", x, 1, 2, 2, names, ids, &err), SM_ERR_INVALID_STATE);
+    sm_import_options o;
+    sm_import_options_init(&o);
+    ck_assert_int_eq(import_one(s, "/dev/null", &o, NULL, NULL, &err), SM_ERR_INVALID_STATE);
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+static void raw_lmdb_put(const char *dir, const char *db, const char *key, const void *val, size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    ck_assert_int_eq(mdb_env_create(&env), 0);
+    ck_assert_int_eq(mdb_env_set_maxdbs(env, 16), 0);
+    ck_assert_int_eq(mdb_env_open(env, dir, 0, 0644), 0);
+    ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    ck_assert_int_eq(mdb_dbi_open(txn, db, MDB_CREATE, &dbi), 0);
+    MDB_val k = {strlen(key), (void *)key}, v = {len, (void *)val};
+    ck_assert_int_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
+    ck_assert_int_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+START_TEST(schema_is_checked_on_open)
+{
+    char dir[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "schema");
+    sm_store_close(s);
+    /* a newer segmint's store */
+    unsigned char rec[24] = "SEGMINT";
+    rec[8] = 99;
+    rec[12] = 100;
+    raw_lmdb_put(dir, "meta", "schema", rec, sizeof rec);
+    sm_error err;
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err), SM_ERR_SCHEMA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "schema version 99, newer than"));
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_WRITE, &s, &err), SM_ERR_SCHEMA);
+    /* an unknown record */
+    raw_lmdb_put(dir, "meta", "schema", "hello", 5);
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err), SM_ERR_SCHEMA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a segmint store"));
+    sm_test_rmtree(dir);
+    /* some other program's LMDB environment */
+    sm_test_tmpdir(dir, sizeof dir, "foreign");
+    raw_lmdb_put(dir, NULL, "key", "value", 5);
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_CREATE, &s, &err), SM_ERR_SCHEMA);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a segmint store"));
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+static int open_copy(const char *dir, const char *src_data, void (*damage)(const char *path, void *ctx), void *ctx,
+                     unsigned flags, sm_error *err)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    copy_file(src_data, path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    damage(path, ctx);
+    sm_store *s;
+    int rc = sm_store_open(dir, flags, &s, err);
+    if (rc == SM_OK)
+        sm_store_close(s);
+    return rc;
+}
+
+static void truncate_to(const char *path, void *ctx)
+{
+    ck_assert_int_eq(truncate(path, *(off_t *)ctx), 0);
+}
+
+static void poke(const char *path, void *ctx)
+{
+    const long *at = ctx;
+    int fd = open(path, O_RDWR);
+    ck_assert_int_ge(fd, 0);
+    unsigned char b;
+    ck_assert_int_eq(pread(fd, &b, 1, at[0]), 1);
+    b ^= (unsigned char)at[1];
+    ck_assert_int_eq(pwrite(fd, &b, 1, at[0]), 1);
+    close(fd);
+}
+
+START_TEST(damaged_files_are_reported_not_read)
+{
+    char dir[1024], good[1200], work[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "damage-src");
+    import_log(s, dir, "log.csv", 5000, 1);
+    sm_store_close(s);
+    snprintf(good, sizeof good, "%s/data.mdb", dir);
+    sm_test_tmpdir(work, sizeof work, "damage");
+    sm_error err;
+    struct stat st;
+    ck_assert_int_eq(stat(good, &st), 0);
+    off_t len = 0;
+    ck_assert_int_eq(open_copy(work, good, truncate_to, &len, SM_STORE_READ_ONLY, &err), SM_ERR_STORAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "too short to hold its two meta pages"));
+    len = st.st_size / 2;
+    ck_assert_int_eq(open_copy(work, good, truncate_to, &len, SM_STORE_READ_ONLY, &err), SM_ERR_STORAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "truncated"));
+    long magic[2] = {16, 0xFF}; /* meta page 0, mm_magic */
+    ck_assert_int_eq(open_copy(work, good, poke, magic, SM_STORE_READ_ONLY, &err), SM_ERR_STORAGE);
+    ck_assert_int_eq(err.cause, MDB_INVALID);
+    ck_assert_ptr_nonnull(strstr(err.msg, "damaged"));
+    long meta2[2] = {4096 + 16, 0x01}; /* meta page 1 */
+    ck_assert_int_eq(open_copy(work, good, poke, meta2, SM_STORE_READ_ONLY, &err), SM_ERR_STORAGE);
+    sm_test_rmtree(work);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* F6/S4: random bit flips anywhere in data.mdb, opened with VERIFY and then
+ * fully loaded, in child processes: each must end in a clean refusal or a
+ * consistent load, never a crash. */
+START_TEST(random_bit_flips_never_crash_a_verified_open)
+{
+    char dir[1024], good[1200], work[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "flip-src");
+    import_log(s, dir, "log.csv", 4000, 2);
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    const char *names[] = {"a", "b"};
+    sm_customer_id ids[3] = {0, 1, 2};
+    sm_error err;
+    ck_assert_int_eq(sm_store_features_put(s, "f", x, 3, 2, 2, names, ids, &err), SM_OK);
+    sm_store_close(s);
+    snprintf(good, sizeof good, "%s/data.mdb", dir);
+    sm_test_tmpdir(work, sizeof work, "flip");
+    struct stat st;
+    ck_assert_int_eq(stat(good, &st), 0);
+    sm_rng rng;
+    sm_rng_init(&rng, sm_test_seed(17), 0);
+    int refused = 0, loaded = 0;
+    for (int trial = 0; trial < 150; trial++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/data.mdb", work);
+        copy_file(good, path);
+        snprintf(path, sizeof path, "%s/lock.mdb", work);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/data.mdb", work);
+        int flips = 1 + (int)sm_rng_below(&rng, 8);
+        for (int f = 0; f < flips; f++) {
+            long at[2] = {(long)sm_rng_below(&rng, (uint64_t)st.st_size), 1L << sm_rng_below(&rng, 8)};
+            poke(path, at);
+        }
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            sm_store *c;
+            sm_error e;
+            if (sm_store_open(work, SM_STORE_READ_ONLY | SM_STORE_VERIFY, &c, &e) != SM_OK)
+                _exit(1);
+            sm_store_info info;
+            sm_tx_table t;
+            sm_basket_table b;
+            sm_key_table k;
+            sm_feature_matrix m;
+            sm_store_source *src;
+            size_t n_src;
+            int bad = 0;
+            bad |= sm_store_get_info(c, &info, &e) != SM_OK;
+            if (sm_store_load_tx(c, &t, NULL, &e) == SM_OK)
+                sm_tx_table_free(&t);
+            if (sm_store_load_baskets(c, 0, &b, NULL, &e) == SM_OK)
+                sm_basket_table_free(&b);
+            if (sm_store_load_keys(c, SM_KEYS_ITEMS, &k, &e) == SM_OK)
+                sm_key_table_free(&k);
+            if (sm_store_features_get(c, "f", &m, &e) == SM_OK)
+                sm_feature_matrix_free(&m);
+            if (sm_store_sources(c, &src, &n_src, &e) == SM_OK)
+                sm_store_sources_free(src, n_src);
+            sm_store_close(c);
+            _exit(bad ? 2 : 0);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status), "trial %d: the child died of signal %d", trial,
+                      WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        if (WEXITSTATUS(status) == 0)
+            loaded++;
+        else
+            refused++;
+    }
+    ck_assert_int_gt(refused, 0); /* the walker found real damage */
+    ck_assert_int_gt(loaded, 0);  /* and flips in unused bytes are harmless */
+    sm_test_rmtree(work);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(verify_accepts_a_healthy_store)
+{
+    char dir[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "verify");
+    import_log(s, dir, "log.csv", 20000, 4);
+    sm_store_close(s);
+    sm_error err;
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY | SM_STORE_VERIFY, &s, &err), SM_OK);
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* --- readers during an import (F7) ------------------------------------------------------------- */
+
+/* A reader sees one snapshot at a time: each load succeeds (the loader
+ * checks its rows against the same snapshot's counts) with either the old
+ * or the new row count. */
+static int reader_loop(const char *dir, uint64_t before, uint64_t after, int max_iterations)
+{
+    sm_store *s;
+    sm_error err;
+    if (sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err) != SM_OK)
+        return 2;
+    int result = 1;
+    for (int i = 0; i < max_iterations; i++) {
+        sm_tx_table t;
+        if (sm_store_load_tx(s, &t, NULL, &err) != SM_OK) {
+            fprintf(stderr, "reader: %s\n", err.msg);
+            result = 3;
+            break;
+        }
+        uint64_t n = t.n_rows;
+        sm_tx_table_free(&t);
+        if (n != before && n != after) {
+            result = 4;
+            break;
+        }
+        if (n == after) {
+            result = 0;
+            break;
+        }
+        usleep(2000);
+    }
+    sm_store_close(s);
+    return result;
+}
+
+START_TEST(reader_processes_see_whole_snapshots_during_an_import)
+{
+    char dir[1024], path[1200];
+    sm_store *s = scratch_store(dir, sizeof dir, "readers");
+    import_log(s, dir, "base.csv", 2000, 1);
+    snprintf(path, sizeof path, "%s/big.csv", dir);
+    generate_log(path, 150000, 2);
+    sm_store_info info;
+    sm_error err;
+    ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
+    uint64_t before = info.tx_rows, after = before + 150000;
+    enum { READERS = 8 };
+    pid_t pids[READERS];
+    for (int r = 0; r < READERS; r++) {
+        pids[r] = fork();
+        ck_assert_int_ge(pids[r], 0);
+        if (pids[r] == 0)
+            _exit(reader_loop(dir, before, after, 20000));
+    }
+    /* a tiny map, so the import also grows it under the readers */
+    sm_import_options o;
+    sm_import_options_init(&o);
+    o.map_size = 256 << 10;
+    o.grow_on_demand = true;
+    sm_import_result res;
+    ck_assert_int_eq(import_one(s, path, &o, &res, NULL, &err), SM_OK);
+    ck_assert_uint_gt(res.map_growths, 0);
+    for (int r = 0; r < READERS; r++) {
+        int status;
+        ck_assert_int_eq(waitpid(pids[r], &status, 0), pids[r]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader %d: status %d", r, status);
+    }
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+typedef struct thread_reader {
+    sm_store *store;
+    uint64_t before, after;
+    volatile int *stop;
+    int loads, failures;
+} thread_reader;
+
+static void *reader_thread(void *arg)
+{
+    thread_reader *r = arg;
+    while (!*r->stop) {
+        sm_tx_table t;
+        sm_error err;
+        if (sm_store_load_tx(r->store, &t, NULL, &err) != SM_OK) {
+            r->failures++;
+            continue;
+        }
+        if (t.n_rows != r->before && t.n_rows != r->after)
+            r->failures++;
+        sm_tx_table_free(&t);
+        r->loads++;
+    }
+    return NULL;
+}
+
+START_TEST(reader_threads_share_the_handle_while_it_imports_and_grows)
+{
+    char dir[1024], path[1200];
+    sm_store *s = scratch_store(dir, sizeof dir, "threads");
+    import_log(s, dir, "base.csv", 2000, 1);
+    snprintf(path, sizeof path, "%s/big.csv", dir);
+    generate_log(path, 60000, 3);
+    sm_store_info info;
+    sm_error err;
+    ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
+    volatile int stop = 0;
+    thread_reader r[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        r[i] = (thread_reader){s, info.tx_rows, info.tx_rows + 60000, &stop, 0, 0};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, reader_thread, &r[i]), 0);
+    }
+    sm_import_options o;
+    sm_import_options_init(&o);
+    o.map_size = 256 << 10;
+    o.grow_on_demand = true;
+    sm_import_result res;
+    ck_assert_int_eq(import_one(s, path, &o, &res, NULL, &err), SM_OK);
+    ck_assert_uint_gt(res.map_growths, 0);
+    stop = 1;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(r[i].failures, 0);
+        ck_assert_int_gt(r[i].loads, 0);
+    }
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* --- features ---------------------------------------------------------------------------------- */
+
+START_TEST(features_round_trip_replace_and_list)
+{
+    char dir[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "features");
+    float x[3 * 4] = {1, 2, 3, 99, 4, 5, 6, 99, 7, 8, 9, 99}; /* ld 4, d 3 */
+    const char *names[] = {"recency", "frequency", "monetary"};
+    sm_customer_id ids[3] = {5, 6, 9};
+    sm_error err;
+    ck_assert_int_eq(sm_store_features_put(s, "rfm", x, 3, 3, 4, names, ids, &err), SM_OK);
+    sm_feature_matrix m;
+    ck_assert_int_eq(sm_store_features_get(s, "rfm", &m, &err), SM_OK);
+    ck_assert_uint_eq(m.n, 3);
+    ck_assert_uint_eq(m.d, 3);
+    ck_assert_uint_eq(m.ld, 3);
+    ck_assert_uint_eq((uintptr_t)m.data % 64, 0);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            ck_assert_float_eq(m.data[i * 3 + j], x[i * 4 + j]);
+    ck_assert_str_eq(m.column_names[2], "monetary");
+    ck_assert_uint_eq(m.customers[2], 9);
+    sm_feature_matrix_free(&m);
+    /* replaced by a smaller one of the same name */
+    float y[2] = {0.5f, -0.5f};
+    const char *one[] = {"score"};
+    ck_assert_int_eq(sm_store_features_put(s, "rfm", y, 2, 1, 1, one, ids, &err), SM_OK);
+    ck_assert_int_eq(sm_store_features_put(s, "other", y, 2, 1, 1, one, ids, &err), SM_OK);
+    ck_assert_int_eq(sm_store_features_get(s, "rfm", &m, &err), SM_OK);
+    ck_assert_uint_eq(m.n, 2);
+    ck_assert_uint_eq(m.d, 1);
+    ck_assert_float_eq(m.data[1], -0.5f);
+    sm_feature_matrix_free(&m);
+    char **list;
+    size_t n;
+    ck_assert_int_eq(sm_store_features_list(s, &list, &n, &err), SM_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(list[0], "other");
+    ck_assert_str_eq(list[1], "rfm");
+    sm_store_names_free(list, n);
+    sm_store_info info;
+    ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
+    ck_assert_uint_eq(info.feature_sets, 2);
+    ck_assert_int_eq(sm_store_features_get(s, "absent", &m, &err), SM_ERR_NOT_FOUND);
+    y[1] = 0.0f / 0.0f;
+    ck_assert_int_eq(sm_store_features_put(s, "nan", y, 2, 1, 1, one, ids, &err), SM_ERR_INVALID_ARG);
+    ck_assert_ptr_nonnull(strstr(err.msg, "NaN"));
+    ck_assert_int_eq(sm_store_features_put(s, "", y, 2, 1, 1, one, ids, &err), SM_ERR_INVALID_ARG);
+
+    /* a matrix larger than one 16 MiB chunk, into a small map that must grow */
+    uint64_t big_n = 600000;
+    uint32_t d = 8;
+    float *big = sm_aligned_alloc(big_n * d, sizeof *big);
+    sm_customer_id *big_ids = sm_alloc_array(big_n, sizeof *big_ids);
+    for (uint64_t i = 0; i < big_n * d; i++)
+        big[i] = (float)i * 0.25f;
+    for (uint64_t i = 0; i < big_n; i++)
+        big_ids[i] = (sm_customer_id)i;
+    const char *cols[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    ck_assert_int_eq(sm_store_features_put(s, "big", big, big_n, d, d, cols, big_ids, &err), SM_OK);
+    ck_assert_int_eq(sm_store_features_get(s, "big", &m, &err), SM_OK);
+    ck_assert(memcmp(m.data, big, big_n * d * sizeof(float)) == 0);
+    ck_assert(memcmp(m.customers, big_ids, big_n * sizeof *big_ids) == 0);
+    sm_feature_matrix_free(&m);
+    sm_free(big);
+    sm_free(big_ids);
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* --- runs --------------------------------------------------------------------------------------- */
+
+START_TEST(runs_and_assignments_round_trip)
+{
+    char dir[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "runs");
+    const char *json = "{\"k\":3,\"seed\":42}";
+    sm_customer_id ids[3] = {0, 4, 7};
+    struct {
+        uint32_t cluster;
+        float score;
+    } values[3] = {{1, 0.5f}, {0, 1.5f}, {2, -1.0f}};
+    uint64_t id1, id2;
+    sm_error err;
+    ck_assert_int_eq(sm_store_run_write(s, json, strlen(json), ids, values, sizeof values[0], 3, &id1, &err), SM_OK);
+    ck_assert_int_eq(sm_store_run_write(s, "{}", 2, ids, values, sizeof values[0], 2, &id2, &err), SM_OK);
+    ck_assert_uint_eq(id1, 1);
+    ck_assert_uint_eq(id2, 2);
+    sm_run_info *runs;
+    size_t n;
+    ck_assert_int_eq(sm_store_runs_list(s, &runs, &n, &err), SM_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq((const char *)runs[0].record, json);
+    ck_assert_uint_eq(runs[0].n_assignments, 3);
+    ck_assert_uint_eq(runs[1].n_assignments, 2);
+    ck_assert_uint_eq(runs[0].value_size, sizeof values[0]);
+    sm_run_info_free(runs, n);
+    sm_assignments a;
+    ck_assert_int_eq(sm_store_run_assignments(s, 1, &a, &err), SM_OK);
+    ck_assert_uint_eq(a.n, 3);
+    ck_assert(memcmp(a.customers, ids, sizeof ids) == 0);
+    ck_assert(memcmp(a.values, values, sizeof values) == 0);
+    sm_assignments_free(&a);
+    ck_assert_int_eq(sm_store_run_assignments(s, 2, &a, &err), SM_OK);
+    ck_assert_uint_eq(a.n, 2);
+    sm_assignments_free(&a);
+    ck_assert_int_eq(sm_store_run_assignments(s, 3, &a, &err), SM_ERR_NOT_FOUND);
+    sm_customer_id unsorted[2] = {4, 4};
+    ck_assert_int_eq(sm_store_run_write(s, "{}", 2, unsorted, values, 8, 2, &id1, &err), SM_ERR_INVALID_ARG);
+    ck_assert_int_eq(sm_store_run_write(s, "{}", 2, ids, values, 0, 2, &id1, &err), SM_ERR_INVALID_ARG);
+    sm_store_info info;
+    ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
+    ck_assert_uint_eq(info.runs, 2);
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* --- edge sizes (L1) -------------------------------------------------------------------------------- */
+
+START_TEST(empty_store_and_tiny_inputs)
+{
+    char dir[1024], path[1200];
+    sm_store *s = scratch_store(dir, sizeof dir, "tiny");
+    sm_error err;
+    sm_tx_table t;
+    sm_basket_table b;
+    ck_assert_int_eq(sm_store_load_tx(s, &t, NULL, &err), SM_OK);
+    ck_assert_uint_eq(t.n_rows, 0);
+    ck_assert_uint_eq(t.customer_offsets[0], 0);
+    sm_tx_table_free(&t);
+    ck_assert_int_eq(sm_store_load_baskets(s, 0, &b, NULL, &err), SM_OK);
+    ck_assert_uint_eq(b.csr.n_rows, 0);
+    sm_basket_table_free(&b);
+    sm_import_options o;
+    sm_import_options_init(&o);
+    sm_import_result r;
+    fixture(dir, "empty.csv", "", path, sizeof path);
+    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_ERR_PARSE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "empty"));
+    fixture(dir, "header.csv", "customer,time,amount\n", path, sizeof path);
+    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_OK);
+    ck_assert_uint_eq(r.rows_read, 0);
+    fixture(dir, "one.csv", "customer,time,amount\nx,2020-01-01,1\n", path, sizeof path);
+    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_OK);
+    ck_assert_int_eq(sm_store_load_tx(s, &t, NULL, &err), SM_OK);
+    ck_assert_uint_eq(t.n_rows, 1);
+    ck_assert_uint_eq(t.customer_offsets[1], 1);
+    ck_assert_uint_eq(t.item[0], SM_ITEM_NONE);
+    sm_tx_table_free(&t);
+    ck_assert_int_eq(import_one(s, dir, &o, &r, NULL, &err), SM_ERR_IO); /* a directory */
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a regular file"));
+    snprintf(path, sizeof path, "%s/absent.csv", dir);
+    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_ERR_NOT_FOUND);
+    ck_assert_str_eq(err.path, path);
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("store");
+    TCase *open = tcase_create("errors");
+    tcase_add_test(open, open_refuses_bad_paths_by_name);
+    tcase_add_test(open, open_twice_in_one_process_and_read_only_writes_are_refused);
+    tcase_add_test(open, schema_is_checked_on_open);
+    tcase_add_test(open, damaged_files_are_reported_not_read);
+    tcase_add_test(open, random_bit_flips_never_crash_a_verified_open);
+    tcase_add_test(open, verify_accepts_a_healthy_store);
+    suite_add_tcase(s, open);
+    TCase *conc = tcase_create("concurrency");
+    tcase_add_test(conc, reader_processes_see_whole_snapshots_during_an_import);
+    tcase_add_test(conc, reader_threads_share_the_handle_while_it_imports_and_grows);
+    suite_add_tcase(s, conc);
+    TCase *core = tcase_create("core");
+    tcase_add_test(core, features_round_trip_replace_and_list);
+    tcase_add_test(core, runs_and_assignments_round_trip);
+    tcase_add_test(core, empty_store_and_tiny_inputs);
+    suite_add_tcase(s, core);
+    return sm_test_run(s);
+}
