@@ -112,7 +112,7 @@ void sm_run_config_init(sm_run_config *c)
     c->trees = 100;
     c->sample = 256;
     c->contamination = 0.01;
-    c->min_support = 0.005;
+    c->min_support = 0.003;
     c->min_confidence = 0.3;
     c->min_lift = 1.0;
     c->max_len = 4;

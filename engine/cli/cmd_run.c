@@ -307,6 +307,11 @@ static int run_run(int argc, char **argv)
         print_json_summary(&seg, run_id, a.out, seconds);
     else if (rc == SM_OK && !a.quiet)
         print_summary(&seg, run_id, a.out, seconds);
+    if (rc == SM_ERR_CANCELLED) {
+        char why[SM_ERROR_MSG_MAX];
+        snprintf(why, sizeof why, "%s", err.msg);
+        sm_error_set(&err, SM_ERR_CANCELLED, "interrupted (%.200s); the store and --out are as they were", why);
+    }
     free(details);
     free(config_text);
     sm_key_table_free(&customers);
