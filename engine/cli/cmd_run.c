@@ -221,7 +221,7 @@ static int run_run(int argc, char **argv)
     FILE *cf = open_memstream(&config_text, &config_len);
     if (cf == NULL)
         return SM_EXIT_FAILURE;
-    fputs("# segmint run configuration", cf);
+    fputs("# segmint run configuration\n", cf);
     sm_config_print(cf, sm_run_config_keys, sm_run_config_n_keys, &config);
     fclose(cf);
     if (a.dry_run) {

@@ -6,15 +6,18 @@
 #include "engine/cli/cli.h"
 #include "engine/json.h"
 #include "engine/output.h"
+#include "engine/run_record.h"
 #include "segmint/store.h"
 #include "storage/fields.h"
 
 static const char usage[] =
-    "usage: segmint runs --store DIR [--json]\n"
+    "usage: segmint runs --store DIR [--json] [--run ID|latest]\n"
     "\n"
     "Lists the runs stored by segmint run (and by kmeans/anomalies/clv/rfm with --store):\n"
     "id, time, kind, customers assigned, segments, as-of date and duration.\n"
-    "  --json   one JSON array of {id, created, kind, customers, segments, as_of, seconds}\n";
+    "  --json            one JSON array of {id, created, kind, customers, segments, as_of, seconds}\n"
+    "  --run ID|latest   print that run's full record (JSON: configuration, segments, counts,\n"
+    "                    timings, model parameters; storage/SCHEMA.md describes its keys)\n";
 
 static int run_runs(int argc, char **argv);
 const sm_cli_command sm_cmd_runs = {"runs", "list the runs stored in a store", usage, run_runs};
@@ -26,7 +29,9 @@ static int run_runs(int argc, char **argv)
     const char *store_dir = NULL;
     bool json = false;
     static const struct option options[] = {{"store", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-                                            {NULL, 0, NULL, 0}};
+                                            {"run", required_argument, NULL, 'r'}, {NULL, 0, NULL, 0}};
+    bool one_run = false;
+    uint64_t run_id = 0;
     opterr = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -34,7 +39,11 @@ static int run_runs(int argc, char **argv)
             store_dir = optarg;
         else if (opt == 'j')
             json = true;
-        else
+        else if (opt == 'r') {
+            if (!sm_cli_parse_run_id(&sm_cmd_runs, optarg, &run_id))
+                return SM_EXIT_USAGE;
+            one_run = true;
+        } else
             return sm_cli_usage_error(&sm_cmd_runs, "unknown option '%s'", argv[optind - 1]);
     }
     if (store_dir == NULL || optind < argc)
@@ -44,6 +53,17 @@ static int run_runs(int argc, char **argv)
     int rc = sm_store_open(store_dir, SM_STORE_READ_ONLY, &store, &err);
     if (rc != SM_OK)
         return sm_cli_fail(&err);
+    if (one_run) {
+        sm_run_loaded run;
+        rc = sm_run_load(store, run_id, &run, &err);
+        if (rc == SM_OK) {
+            printf("{\"id\":%" PRIu64 ",\"assignments\":%" PRIu64 ",\"record\":%s}\n", run.info.id,
+                   run.info.n_assignments, (const char *)run.info.record);
+            sm_run_loaded_free(&run);
+        }
+        sm_store_close(store);
+        return rc == SM_OK ? SM_EXIT_OK : sm_cli_fail(&err);
+    }
     sm_run_info *runs = NULL;
     size_t n = 0;
     rc = sm_store_runs_list(store, &runs, &n, &err);
