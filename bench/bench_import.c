@@ -28,16 +28,6 @@ static void die(const char *what, const sm_error *err)
     exit(1);
 }
 
-static void remove_store(const char *dir)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
 typedef struct import_case {
     const char *csv;
     char store[4096];
@@ -48,7 +38,7 @@ typedef struct import_case {
 static void run_import(void *ctx)
 {
     import_case *c = ctx;
-    remove_store(c->store);
+    bench_remove_tree(c->store);
     sm_error err;
     sm_store *store;
     if (sm_store_open(c->store, SM_STORE_CREATE, &store, &err) != SM_OK)
@@ -185,7 +175,7 @@ static void one_size(uint64_t customers, const char *label, int reps)
     free(load);
     free(compute);
     free(total);
-    remove_store(ic.store);
+    bench_remove_tree(ic.store);
     unlink(csv);
     unlink(truth);
     unlink(rules);

@@ -75,6 +75,9 @@ double bench_json_number(const char *json, const char *key);
 double bench_floor_sgemm_gflops(void); /* all threads */
 double bench_floor_triad_gbs(void);    /* all threads */
 
+/* Removes a file or a directory tree (best effort; for scratch stores). */
+void bench_remove_tree(const char *path);
+
 /* Scratch directory for generated inputs (bench/results/tmp). */
 const char *bench_scratch_dir(void);
 

@@ -257,53 +257,56 @@ static int stage_kmeans(run_state *st, sm_segmentation *s, const sm_progress *pr
     p.seed = cfg->seed;
     p.n_threads = st->threads;
     p.progress = *progress;
+    /* Restarts and the choice of k are paid on a seeded sample of rows
+     * (sweep_rows): the best model there gives the centres that all rows
+     * then refine in a few Lloyd-type iterations. With n <= sweep_rows the
+     * sample is the data and nothing is refitted. */
+    size_t rows = x.n;
+    if (x.n > cfg->sweep_rows) {
+        rows = cfg->sweep_rows;
+        sample = sm_alloc_array(rows, x.d * sizeof(float));
+        if (sample == NULL) {
+            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        sm_rng rng;
+        sm_rng_init(&rng, cfg->seed, 0x5EED);
+        /* selection sampling (Knuth's Algorithm S): rows in order, each with the right odds */
+        size_t taken = 0;
+        for (size_t i = 0; i < x.n && taken < rows; i++)
+            if (sm_rng_below(&rng, x.n - i) < rows - taken)
+                memcpy(sample + taken++ * x.d, x.data + i * x.ld, x.d * sizeof(float));
+    }
+    const float *fit_x = sample ? sample : x.data;
+    size_t fit_ld = sample ? x.d : x.ld;
     if (cfg->k == 0) {
         int lo = (int)cfg->k_min, hi = (int)SM_MAX(cfg->k_max, cfg->k_min);
         s->sweep = sm_calloc((size_t)(hi - lo + 1), sizeof *s->sweep);
-        if (s->sweep == NULL) {
-            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        /* Choosing k costs a fit and a silhouette per candidate; on a seeded
-         * sample of rows it stays bounded however many customers there are.
-         * Only the chosen k is then fitted on all rows. */
-        sample = x.n > cfg->sweep_rows ? sm_alloc_array(cfg->sweep_rows, x.d * sizeof(float)) : NULL;
-        if (x.n > cfg->sweep_rows && sample == NULL) {
-            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        size_t rows = x.n;
-        if (sample != NULL) {
-            rows = cfg->sweep_rows;
-            sm_rng rng;
-            sm_rng_init(&rng, cfg->seed, 0x5EED);
-            /* selection sampling (Knuth's Algorithm S): rows in order, each with the right odds */
-            size_t taken = 0;
-            for (size_t i = 0; i < x.n && taken < rows; i++)
-                if (sm_rng_below(&rng, x.n - i) < rows - taken)
-                    memcpy(sample + taken++ * x.d, x.data + i * x.ld, x.d * sizeof(float));
-        }
-        rc = sm_kmeans_sweep(&p, sample ? sample : x.data, rows, x.d, sample ? x.d : x.ld, lo, hi,
-                             cfg->silhouette_sample, s->sweep, &s->n_sweep, &s->chosen, &km, err);
-        if (rc == SM_OK && sample != NULL) {
-            sm_kmeans_destroy(km);
-            km = NULL;
-            p.k = s->sweep[s->chosen].k;
-            p.n = x.n;
-            p.d = x.d;
-            p.ld = x.ld;
-            rc = sm_kmeans_create(&p, &km, err);
-            if (rc == SM_OK)
-                rc = sm_kmeans_fit(km, x.data, NULL, err);
-        }
+        rc = s->sweep ? sm_kmeans_sweep(&p, fit_x, rows, x.d, fit_ld, lo, hi, cfg->silhouette_sample, s->sweep,
+                                        &s->n_sweep, &s->chosen, &km, err)
+                      : sm_error_set(err, SM_ERR_NOMEM, "out of memory");
     } else {
         p.k = (int)cfg->k;
+        p.n = rows;
+        p.d = x.d;
+        p.ld = fit_ld;
+        rc = sm_kmeans_create(&p, &km, err);
+        if (rc == SM_OK)
+            rc = sm_kmeans_fit(km, fit_x, NULL, err);
+    }
+    if (rc == SM_OK && sample != NULL) {
+        sm_kmeans *refined = NULL;
+        p.k = cfg->k == 0 ? s->sweep[s->chosen].k : (int)cfg->k;
         p.n = x.n;
         p.d = x.d;
         p.ld = x.ld;
-        rc = sm_kmeans_create(&p, &km, err);
+        p.init = SM_KMEANS_INIT_GIVEN;
+        p.n_init = 1;
+        rc = sm_kmeans_create(&p, &refined, err);
         if (rc == SM_OK)
-            rc = sm_kmeans_fit(km, x.data, NULL, err);
+            rc = sm_kmeans_fit(refined, x.data, sm_kmeans_get_centers(km), err);
+        sm_kmeans_destroy(km);
+        km = refined;
     }
     if (rc != SM_OK)
         goto out;
@@ -815,6 +818,8 @@ int sm_segmentation_describe(const sm_segmentation *s, int64_t started, int64_t 
         sm_json_put_double(f, s->sweep[i].calinski_harabasz);
         fputs(",\"davies_bouldin\":", f);
         sm_json_put_double(f, s->sweep[i].davies_bouldin);
+        fprintf(f, ",\"iterations\":%d,\"seconds\":", s->sweep[i].n_iter);
+        sm_json_put_double(f, s->sweep[i].seconds);
         fputc('}', f);
     }
     fputs("],\"notes\":", f);
