@@ -218,6 +218,7 @@ typedef struct worker {
     uint32_t *cnt;      /* nf, kept zero between uses */
     uint32_t *newcode;  /* nf */
     uint32_t *touched;  /* nf */
+    uint64_t *bits;     /* nf bits, kept zero between uses */
     uint32_t *prefix;   /* global codes; nf + 1 */
     uint32_t plen;
     uint32_t *pe;       /* hoisted perfect extensions (kind all); nf */
@@ -701,10 +702,38 @@ static uint64_t hash_items(const uint32_t *a, uint32_t n)
     return mix64(h);
 }
 
-/* A node over views of transactions in a code space of m items. For kind
+/* Sorts distinct codes: insertion sort when few, else a bitmap sweep over
+ * their range (cheaper than any comparison sort once there are dozens). */
+static void sort_codes(worker *w, uint32_t *a, uint32_t n)
+{
+    if (n <= 24) {
+        for (uint32_t i = 1; i < n; i++) {
+            uint32_t x = a[i], j = i;
+            for (; j > 0 && a[j - 1] > x; j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+        return;
+    }
+    uint64_t *bits = w->bits;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        bits[a[i] >> 6] |= (uint64_t)1 << (a[i] & 63);
+        lo = a[i] < lo ? a[i] : lo;
+        hi = a[i] > hi ? a[i] : hi;
+    }
+    uint32_t k = 0;
+    for (uint32_t wd = lo >> 6; wd <= hi >> 6; wd++) {
+        for (uint64_t x = bits[wd]; x; x &= x - 1)
+            a[k++] = wd << 6 | (uint32_t)__builtin_ctzll(x);
+        bits[wd] = 0;
+    }
+}
+
+/* A node over views of transactions (codes of the parent). For kind
  * all the views hold only items after the node's last item; otherwise they
  * are whole transactions and `tail` (the last item) is skipped. */
-static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, const uint32_t *gcode,
+static int mine_list(worker *w, const tview *v, size_t nv, const uint32_t *gcode,
                      uint32_t tail, uint32_t s)
 {
     miner *m = w->m;
@@ -718,28 +747,24 @@ static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, con
         uint32_t wt = v[i].w;
         for (uint32_t k = 0; k < v[i].len; k++) {
             uint32_t c = it[k];
-            if (cnt[c] == 0)
-                touched[nt++] = c;
+            touched[nt] = c; /* branch-free: kept only when c is new */
+            nt += cnt[c] == 0;
             cnt[c] += wt;
         }
     }
-    if (nt > 1) {
-        if (nt > 64 && (size_t)nt * 8 > m_items) { /* dense: a scan beats a sort */
-            uint32_t k = 0;
-            for (uint32_t c = 0; c < m_items; c++)
-                if (cnt[c])
-                    touched[k++] = c;
-        } else if (nt <= 32) {
-            for (uint32_t i = 1; i < nt; i++) {
-                uint32_t x = touched[i], j = i;
-                for (; j > 0 && touched[j - 1] > x; j--)
-                    touched[j] = touched[j - 1];
-                touched[j] = x;
-            }
+    /* Only frequent items need ordering; the others are dropped here. */
+    uint32_t nfq = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        uint32_t c = touched[i];
+        if (cnt[c] >= m->minsup) {
+            touched[nfq++] = c;
         } else {
-            qsort(touched, nt, sizeof *touched, cmp_u32);
+            newcode[c] = UINT32_MAX;
+            cnt[c] = 0;
         }
     }
+    nt = nfq;
+    sort_codes(w, touched, nt);
     /* Classify. kept items get new codes in the same order. */
     uint32_t saved_plen = w->plen, saved_pelen = w->pelen;
     uint32_t mk = 0, first_cand = UINT32_MAX;
@@ -933,7 +958,7 @@ static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, con
     }
     for (uint32_t c = first_cand; c < mk && rc == SM_OK; c++) {
         w->prefix[w->plen++] = kg[c];
-        rc = mine_list(w, views + vstart[c], vstart[c + 1] - vstart[c], mk, kg, c, ksup[c]);
+        rc = mine_list(w, views + vstart[c], vstart[c + 1] - vstart[c], kg, c, ksup[c]);
         w->plen--;
     }
 
@@ -1108,11 +1133,12 @@ static int worker_init(worker *w, miner *m)
     w->cnt = sm_calloc(n, sizeof *w->cnt);
     w->newcode = sm_alloc_array(n, sizeof *w->newcode);
     w->touched = sm_alloc_array(n, sizeof *w->touched);
+    w->bits = sm_calloc(n / 64 + 1, sizeof *w->bits);
     w->prefix = NULL;
     w->pe = NULL;
     w->scratch = NULL;
     w->ids = NULL;
-    if (w->cnt == NULL || w->newcode == NULL || w->touched == NULL)
+    if (w->cnt == NULL || w->newcode == NULL || w->touched == NULL || w->bits == NULL)
         return SM_ERR_NOMEM;
     return SM_OK;
 }
@@ -1131,6 +1157,7 @@ static void worker_free(worker *w)
     sm_free(w->cnt);
     sm_free(w->newcode);
     sm_free(w->touched);
+    sm_free(w->bits);
     sm_free(w->prefix);
     sm_free(w->pe);
     sm_free(w->scratch);
@@ -1268,7 +1295,7 @@ int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fim_sink_
                     w.pelen = 0;
                     push_root_pe(&w, &r);
                     w.prefix[w.plen++] = (uint32_t)u;
-                    int urc = mine_list(&w, r.views + r.vstart[u], r.vstart[u + 1] - r.vstart[u], r.nf,
+                    int urc = mine_list(&w, r.views + r.vstart[u], r.vstart[u + 1] - r.vstart[u],
                                         r.identity, (uint32_t)u, r.support[u]);
                     if (urc != SM_OK && urc != STOPPED)
                         set_error(&m, urc);
