@@ -581,6 +581,8 @@ static size_t dedupe_masks(worker *w, const uint64_t *in, const uint32_t *win, s
 
 static int mine_mask(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n, const uint32_t *gcode,
                      uint32_t tail, uint32_t s);
+static int mask_pairs(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n, const uint32_t *gcode,
+                      const uint32_t *sup, uint64_t keep, uint64_t cand);
 
 /* Children of a mask node: for each candidate c, the masks containing c,
  * restricted to `keep` (and to items after c for kind all), merged. */
@@ -589,6 +591,8 @@ static int mask_children(worker *w, const uint64_t *mk, const uint32_t *wt, size
 {
     miner *m = w->m;
     bool all = m->kind == SM_FIM_ALL;
+    if (all)
+        return mask_pairs(w, mk, wt, n, gcode, sup, keep, cand);
     amark mark = arena_mark(&w->ar);
     uint64_t *tmp = arena_alloc(&w->ar, n * sizeof *tmp);
     uint32_t *tw = arena_alloc(&w->ar, n * sizeof *tw);
@@ -686,13 +690,110 @@ static int mine_mask(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n
     return rc;
 }
 
-/* --- list nodes ------------------------------------------------------------------------------ */
-
-static int cmp_u32(const void *a, const void *b)
+/* Kind all: the children of a mask node from pair counts. One pass over the
+ * node's masks counts, for every candidate c, the items after c in the masks
+ * holding c; each child then knows its frequent and perfect items at once,
+ * and only a child with items left to extend gets masks of its own (most
+ * are leaves in sparse data). Masks hold only `keep` items. */
+static int mask_pairs(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n, const uint32_t *gcode,
+                      const uint32_t *sup, uint64_t keep, uint64_t cand)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+    miner *m = w->m;
+    (void)keep; /* the masks hold only keep items */
+    uint32_t nc = (uint32_t)__builtin_popcountll(cand);
+    amark mark = arena_mark(&w->ar);
+    uint32_t *rows = arena_alloc(&w->ar, (size_t)nc * 64 * sizeof *rows);
+    uint64_t *tmp = arena_alloc(&w->ar, 2 * n * sizeof *tmp);
+    uint32_t *tw = arena_alloc(&w->ar, 2 * n * sizeof *tw);
+    if (rows == NULL || tmp == NULL || tw == NULL) {
+        set_error(m, SM_ERR_NOMEM);
+        return STOPPED;
+    }
+    memset(rows, 0, (size_t)nc * 64 * sizeof *rows);
+    uint8_t idx[64];
+    {
+        uint8_t k = 0;
+        for (uint64_t cs = cand; cs; cs &= cs - 1)
+            idx[__builtin_ctzll(cs)] = k++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = mk[i];
+#if defined(__AVX512F__)
+        __m512i wv = _mm512_set1_epi32((int)wt[i]);
+#endif
+        for (uint64_t y = x & cand; y; y &= y - 1) {
+            uint32_t c = (uint32_t)__builtin_ctzll(y);
+            uint64_t a = x & above(c);
+            uint32_t *r = rows + (size_t)idx[c] * 64;
+#if defined(__AVX512F__)
+            for (int q = 0; q < 4; q++) {
+                __m512i v = _mm512_loadu_si512(r + 16 * q);
+                v = _mm512_mask_add_epi32(v, (__mmask16)(a >> (16 * q)), v, wv);
+                _mm512_storeu_si512(r + 16 * q, v);
+            }
+#else
+            for (; a; a &= a - 1)
+                r[__builtin_ctzll(a)] += wt[i];
+#endif
+        }
+    }
+    int rc = SM_OK;
+    for (uint64_t cs = cand; cs && rc == SM_OK; cs &= cs - 1) {
+        if (poll_stop(w)) {
+            rc = STOPPED;
+            break;
+        }
+        uint32_t c = (uint32_t)__builtin_ctzll(cs);
+        const uint32_t *row = rows + (size_t)idx[c] * 64;
+        uint64_t f = 0, p = 0;
+#if defined(__AVX512F__)
+        __m512i ms = _mm512_set1_epi32((int)m->minsup), sc = _mm512_set1_epi32((int)sup[c]);
+        for (int q = 0; q < 4; q++) {
+            __m512i v = _mm512_loadu_si512(row + 16 * q);
+            f |= (uint64_t)_mm512_cmpge_epu32_mask(v, ms) << (16 * q);
+            p |= (uint64_t)_mm512_cmpeq_epu32_mask(v, sc) << (16 * q);
+        }
+#else
+        for (uint64_t a = keep & above(c); a; a &= a - 1) {
+            uint32_t b = (uint32_t)__builtin_ctzll(a);
+            f |= (uint64_t)(row[b] >= m->minsup) << b;
+            p |= (uint64_t)(row[b] == sup[c]) << b;
+        }
+#endif
+        p &= f;
+        uint64_t k2 = f & ~p;
+        uint32_t saved_pelen = w->pelen;
+        for (uint64_t x = p; x; x &= x - 1)
+            w->pe[w->pelen++] = gcode[__builtin_ctzll(x)];
+        w->prefix[w->plen++] = gcode[c];
+        rc = report_all(w, sup[c]);
+        if (rc == SM_OK && k2 != 0 && w->plen < m->max_len) {
+            uint64_t bit = (uint64_t)1 << c;
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint64_t x = mk[i] & k2;
+                if ((mk[i] & bit) && x != 0) {
+                    tmp[k] = x;
+                    tw[k++] = wt[i];
+                }
+            }
+            int drc = SM_OK;
+            size_t kn = dedupe_masks(w, tmp, tw, k, tmp + n, tw + n, &drc);
+            if (drc != SM_OK) {
+                set_error(m, drc);
+                rc = STOPPED;
+            } else {
+                rc = mask_pairs(w, tmp + n, tw + n, kn, gcode, row, k2, k2);
+            }
+        }
+        w->plen--;
+        w->pelen = saved_pelen;
+    }
+    arena_release(&w->ar, mark);
+    return rc;
 }
+
+/* --- list nodes ------------------------------------------------------------------------------ */
 
 static uint64_t hash_items(const uint32_t *a, uint32_t n)
 {
@@ -700,6 +801,157 @@ static uint64_t hash_items(const uint32_t *a, uint32_t n)
     for (uint32_t i = 0; i < n; i++)
         h = (h ^ a[i]) * 0x100000001b3ull;
     return mix64(h);
+}
+
+/* Largest node (kept items) whose pair counts are kept in a triangle. */
+enum { PAIR_MATRIX_MAX = 1024 };
+
+static int mine_list(worker *w, const tview *v, size_t nv, const uint32_t *gcode, uint32_t tail, uint32_t s);
+
+/* Children of a list node for kind all, from a triangle of pair counts: one
+ * pass over the reduced database counts every pair, so each child knows its
+ * frequent and perfect items without a database of its own. Only children
+ * with items left to extend get one (masks when at most 64 remain). In sparse
+ * data most children are leaves (T10I4D100K@10: 2 in 3), and this is where
+ * FP-growth* (Grahne and Zhu, FIMI'03) saves its counting pass too. */
+static int pair_children(worker *w, const uint32_t *items, const size_t *start, const uint32_t *tw, size_t nt,
+                         uint32_t mk, const uint32_t *kg, const uint32_t *ksup, const uint32_t *occ)
+{
+    miner *m = w->m;
+    const uint32_t minsup = m->minsup;
+    size_t tri = (size_t)mk * (mk - 1) / 2;
+    uint32_t *pm = arena_alloc(&w->ar, (tri ? tri : 1) * sizeof *pm);
+    size_t *rb = arena_alloc(&w->ar, (size_t)mk * sizeof *rb);
+    size_t *vstart = arena_alloc(&w->ar, ((size_t)mk + 1) * sizeof *vstart);
+    uint32_t *pos = arena_alloc(&w->ar, (size_t)mk * sizeof *pos);
+    uint32_t *nfq = arena_alloc(&w->ar, (size_t)mk * sizeof *nfq);
+    if (pm == NULL || rb == NULL || vstart == NULL || pos == NULL || nfq == NULL) {
+        set_error(m, SM_ERR_NOMEM);
+        return STOPPED;
+    }
+    memset(pm, 0, tri * sizeof *pm);
+    /* Pair (a, b), b > a, is at pm[rb[a] + b]; rb[0] wraps (unsigned
+     * arithmetic), the sum never does for b > a. */
+    for (uint32_t a = 0, acc = 0; a < mk; a++) {
+        rb[a] = (size_t)acc - a - 1;
+        acc += mk - 1 - a;
+    }
+    for (size_t t = 0; t < nt; t++) {
+        const uint32_t *it = items + start[t];
+        uint32_t len = (uint32_t)(start[t + 1] - start[t]), wt = tw[t];
+        for (uint32_t i = 0; i + 1 < len; i++) {
+            size_t base = rb[it[i]];
+            for (uint32_t j = i + 1; j < len; j++)
+                pm[base + it[j]] += wt;
+        }
+    }
+    /* Per child: how many items are frequent, how many perfect (branch-free
+     * sums over each row, which vectorise). Views only for children with an
+     * item to extend with. */
+    size_t n_views = 0;
+    for (uint32_t c = 0; c < mk; c++) {
+        const uint32_t *row = pm + (rb[c] + c + 1);
+        uint32_t len = mk - c - 1, nfreq = 0, nperf = 0, sc = ksup[c];
+        for (uint32_t b = 0; b < len; b++) {
+            nfreq += row[b] >= minsup;
+            nperf += row[b] == sc;
+        }
+        nfq[c] = nfreq - nperf; /* sc >= minsup: perfect items are frequent */
+        vstart[c] = n_views;
+        pos[c] = nfq[c] ? (uint32_t)n_views : UINT32_MAX;
+        n_views += nfq[c] ? occ[c] : 0;
+        nfq[c] |= nperf ? 0x80000000u : 0; /* flag: has perfect extensions */
+    }
+    vstart[mk] = n_views;
+    tview *views = arena_alloc(&w->ar, (n_views ? n_views : 1) * sizeof *views);
+    if (views == NULL) {
+        set_error(m, SM_ERR_NOMEM);
+        return STOPPED;
+    }
+    for (size_t t = 0; t < nt; t++) {
+        const uint32_t *it = items + start[t];
+        uint32_t len = (uint32_t)(start[t + 1] - start[t]);
+        for (uint32_t j = 0; j < len; j++) {
+            uint32_t c = it[j];
+            if (pos[c] != UINT32_MAX)
+                views[pos[c]++] = (tview){it + j + 1, len - j - 1, tw[t]};
+        }
+    }
+    uint32_t *bitof = w->newcode; /* code -> bit in the child's masks */
+    for (uint32_t b = 0; b < mk; b++)
+        bitof[b] = UINT32_MAX;
+    int rc = SM_OK;
+    for (uint32_t c = 0; c < mk && rc == SM_OK; c++) {
+        if (poll_stop(w))
+            return STOPPED;
+        uint32_t saved_pelen = w->pelen, nf = 0;
+        uint32_t fcode[64], fg[64], fsup[64];
+        bool wide = (nfq[c] & 0x7fffffffu) > 64;
+        if (nfq[c] != 0 && !wide) {
+            for (uint32_t b = c + 1; b < mk; b++) {
+                uint32_t x = pm[rb[c] + b];
+                if (x < minsup)
+                    continue;
+                if (x == ksup[c]) {
+                    w->pe[w->pelen++] = kg[b];
+                } else {
+                    fcode[nf] = b;
+                    fg[nf] = kg[b];
+                    fsup[nf++] = x;
+                }
+            }
+        }
+        const tview *cv = views + vstart[c];
+        size_t ncv = pos[c] == UINT32_MAX ? 0 : vstart[c + 1] - vstart[c];
+        w->prefix[w->plen++] = kg[c];
+        if (wide) {
+            /* More than 64 items to extend with: an ordinary list node. */
+            w->pelen = saved_pelen;
+            rc = mine_list(w, cv, ncv, kg, c, ksup[c]);
+            for (uint32_t b = 0; b < mk; b++)
+                bitof[b] = UINT32_MAX;
+        } else {
+            rc = report_all(w, ksup[c]);
+            if (rc == SM_OK && nf > 0 && w->plen < m->max_len) {
+                amark mark = arena_mark(&w->ar);
+                uint64_t *mks = arena_alloc(&w->ar, ncv * 2 * sizeof *mks);
+                uint32_t *mw = arena_alloc(&w->ar, ncv * 2 * sizeof *mw);
+                if (mks == NULL || mw == NULL) {
+                    set_error(m, SM_ERR_NOMEM);
+                    return STOPPED;
+                }
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = i;
+                size_t k = 0;
+                for (size_t i = 0; i < ncv; i++) {
+                    uint64_t x = 0;
+                    for (uint32_t j = 0; j < cv[i].len; j++) {
+                        uint32_t bit = bitof[cv[i].items[j]];
+                        if (bit != UINT32_MAX)
+                            x |= (uint64_t)1 << bit;
+                    }
+                    if (x != 0) {
+                        mks[k] = x;
+                        mw[k++] = cv[i].w;
+                    }
+                }
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = UINT32_MAX;
+                int drc = SM_OK;
+                size_t nu = dedupe_masks(w, mks, mw, k, mks + ncv, mw + ncv, &drc);
+                if (drc != SM_OK) {
+                    set_error(m, drc);
+                    return STOPPED;
+                }
+                uint64_t keep = nf == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nf) - 1;
+                rc = mask_children(w, mks + ncv, mw + ncv, nu, fg, fsup, keep, keep);
+                arena_release(&w->ar, mark);
+            }
+        }
+        w->plen--;
+        w->pelen = saved_pelen;
+    }
+    return rc;
 }
 
 /* Sorts distinct codes: insertion sort when few, else a bitmap sweep over
@@ -916,6 +1168,10 @@ static int mine_list(worker *w, const tview *v, size_t nv, const uint32_t *gcode
             h = (h + 1) & (hsize - 1);
         }
     }
+    if (all && mk <= PAIR_MATRIX_MAX) {
+        rc = pair_children(w, items, start, tw, nt2, mk, kg, ksup, occ);
+        goto out;
+    }
     /* Occurrence delivery: views per candidate item. */
     size_t n_views = 0;
     size_t *vstart = arena_alloc(&w->ar, ((size_t)mk + 1) * sizeof *vstart);
@@ -1059,60 +1315,61 @@ static int root_build(const sm_csr *b, uint32_t minsup, bool all, root_db *r, sm
             r->root_pe[r->n_root_pe] = nf + r->n_root_pe;
             r->n_root_pe++;
         }
-    /* Transactions over codes, ascending. */
+    /* Transactions over codes, ascending, without sorting: the occurrences
+     * are first listed per code (a transpose), then written back row by row
+     * in code order. The views of each code come out in row order. */
     size_t kept = 0;
-    for (size_t k = 0; k < n_occ; k++)
-        kept += code[b->items[k]] != UINT32_MAX;
+    for (uint32_t c = 0; c < nf; c++)
+        kept += r->support[c];
     r->items = sm_alloc_array(kept ? kept : 1, sizeof *r->items);
     r->start = sm_alloc_array((size_t)b->n_rows + 1, sizeof *r->start);
-    r->vstart = sm_calloc((size_t)nf + 1, sizeof *r->vstart);
+    r->vstart = sm_alloc_array((size_t)nf + 1, sizeof *r->vstart);
     r->views = sm_alloc_array(kept ? kept : 1, sizeof *r->views);
-    if (r->items == NULL || r->start == NULL || r->vstart == NULL || r->views == NULL)
+    uint32_t *tids = sm_alloc_array(kept ? kept : 1, sizeof *tids);
+    uint32_t *fill = sm_alloc_array(b->n_rows ? b->n_rows : 1, sizeof *fill);
+    if (r->items == NULL || r->start == NULL || r->vstart == NULL || r->views == NULL || tids == NULL ||
+        fill == NULL) {
+        sm_free(tids);
+        sm_free(fill);
         goto out_nomem;
+    }
+    r->vstart[0] = 0;
+    for (uint32_t c = 0; c < nf; c++)
+        r->vstart[c + 1] = r->vstart[c] + r->support[c];
+    /* rank[c].support now counts down the occurrences of code c still to place. */
     size_t used = 0;
     r->start[0] = 0;
     for (uint64_t t = 0; t < b->n_rows; t++) {
-        uint32_t *dst = r->items + used, len = 0;
+        uint32_t len = 0;
         for (uint64_t k = b->offsets[t]; k < b->offsets[t + 1]; k++) {
             uint32_t c = code[b->items[k]];
-            if (c != UINT32_MAX)
-                dst[len++] = c;
+            if (c != UINT32_MAX) {
+                tids[r->vstart[c + 1] - rank[c].support--] = (uint32_t)r->n_tx;
+                len++;
+            }
         }
         if (len == 0)
             continue;
-        if (len <= 32) {
-            for (uint32_t i = 1; i < len; i++) {
-                uint32_t x = dst[i], j = i;
-                for (; j > 0 && dst[j - 1] > x; j--)
-                    dst[j] = dst[j - 1];
-                dst[j] = x;
-            }
-        } else {
-            qsort(dst, len, sizeof *dst, cmp_u32);
-        }
+        fill[r->n_tx] = 0;
         used += len;
         r->start[++r->n_tx] = used;
     }
-    for (size_t t = 0; t < r->n_tx; t++)
-        for (size_t k = r->start[t]; k < r->start[t + 1]; k++)
-            r->vstart[r->items[k] + 1]++;
-    for (uint32_t c = 0; c < nf; c++)
-        r->vstart[c + 1] += r->vstart[c];
-    size_t *pos = sm_alloc_array(nf ? nf : 1, sizeof *pos);
-    if (pos == NULL)
-        goto out_nomem;
-    memcpy(pos, r->vstart, nf * sizeof *pos);
-    for (size_t t = 0; t < r->n_tx; t++) {
-        const uint32_t *it = r->items + r->start[t];
-        uint32_t len = (uint32_t)(r->start[t + 1] - r->start[t]);
-        for (uint32_t j = 0; j < len; j++) {
-            tview *tv = &r->views[pos[it[j]]++];
-            tv->items = all ? it + j + 1 : it;
+    size_t k = 0;
+    for (uint32_t c = 0; c < nf; c++) {
+        for (size_t e = r->vstart[c]; e < r->vstart[c + 1]; e++, k++) {
+            uint32_t t = tids[e];
+            size_t at = r->start[t] + fill[t]++;
+            uint32_t len = (uint32_t)(r->start[t + 1] - r->start[t]);
+            r->items[at] = c;
+            tview *tv = &r->views[k];
+            uint32_t j = (uint32_t)(at - r->start[t]);
+            tv->items = all ? r->items + at + 1 : r->items + r->start[t];
             tv->len = all ? len - j - 1 : len;
             tv->w = 1;
         }
     }
-    sm_free(pos);
+    sm_free(tids);
+    sm_free(fill);
     goto out;
 out_nomem:
     rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory preparing %" PRIu64 " baskets", b->n_rows);
