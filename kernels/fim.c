@@ -995,6 +995,8 @@ static int mine_list(worker *w, const tview *v, size_t nv, const uint32_t *gcode
     uint32_t *cnt = w->cnt, *touched = w->touched, *newcode = w->newcode;
     uint32_t nt = 0;
     for (size_t i = 0; i < nv; i++) {
+        if (i + 8 < nv) /* views point all over their database */
+            __builtin_prefetch(v[i + 8].items);
         const uint32_t *it = v[i].items;
         uint32_t wt = v[i].w;
         for (uint32_t k = 0; k < v[i].len; k++) {
@@ -1387,6 +1389,8 @@ static int mine_unit(worker *w, const root_db *r, uint32_t u)
         return SM_ERR_NOMEM;
     const uint32_t *tid = r->occ_tid + r->vstart[u], *pos = r->occ_pos + r->vstart[u];
     for (size_t i = 0; i < n; i++) {
+        if (i + 16 < n) /* rows are scattered over the whole database */
+            __builtin_prefetch(r->start + tid[i + 16]);
         size_t s0 = r->start[tid[i]], s1 = r->start[tid[i] + 1];
         v[i].items = all ? r->items + s0 + pos[i] + 1 : r->items + s0;
         v[i].len = all ? (uint32_t)(s1 - s0) - pos[i] - 1 : (uint32_t)(s1 - s0);
