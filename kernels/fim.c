@@ -1280,6 +1280,13 @@ static int root_build(const sm_csr *b, uint32_t minsup, root_db *r, sm_error *er
     int rc = SM_OK;
     if (supp == NULL || code == NULL || rank == NULL)
         goto out_nomem;
+    /* Rows are trusted to be sorted and distinct, but not to lie outside items. */
+    for (uint64_t t = 0; t <= b->n_rows; t++)
+        if (t == 0 ? b->offsets[0] != 0 : b->offsets[t] < b->offsets[t - 1]) {
+            rc = sm_error_set(err, SM_ERR_INVALID_ARG,
+                              "basket offsets must start at 0 and never decrease (offset %" PRIu64 ")", t);
+            goto out;
+        }
     size_t n_occ = (size_t)b->offsets[b->n_rows];
     for (size_t k = 0; k < n_occ; k++) {
         if (b->items[k] >= ni) {
