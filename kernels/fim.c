@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__BMI2__)
 #include <immintrin.h>
 #endif
 
@@ -433,30 +433,66 @@ static int emit_subsets(worker *w, uint32_t i, uint32_t len, uint32_t support)
     return rc;
 }
 
+/* Count mode: adds `times` x the number of subsets T of the hoisted items
+ * with plen + extra + |T| <= max_len (T may be empty unless the itemset
+ * would be). */
+static int count_pe(worker *w, uint32_t extra, sm_count times)
+{
+    miner *m = w->m;
+    uint64_t len = (uint64_t)w->plen + extra;
+    if (len > m->max_len)
+        return SM_OK;
+    uint32_t lo = len == 0 ? 1 : 0;
+    sm_count n;
+    bool ok = true;
+    if (m->max_len == SM_FIM_NO_MAX_LEN && w->pelen < 64)
+        n = ((sm_count)1 << w->pelen) - lo;
+    else
+        ok = binomial_sum(w->pelen, lo, m->max_len - (uint32_t)len, &n);
+    if (!ok || __builtin_mul_overflow(n, times, &n)) {
+        if (m->cap != 0) { /* more than any cap: answer "truncated" */
+            atomic_store(&m->over_cap, 1);
+            atomic_store(&m->stop, 1);
+        } else {
+            set_error(m, SM_ERR_OVERFLOW);
+        }
+        return STOPPED;
+    }
+    return add_count(w, n);
+}
+
 /* Reports the node whose prefix and hoisted extensions are on the stacks. */
 static int report_all(worker *w, uint32_t support)
 {
-    miner *m = w->m;
-    if (w->plen > m->max_len)
+    if (w->plen > w->m->max_len)
         return SM_OK;
-    if (m->sink == NULL) {
-        sm_count n;
-        uint32_t lo = w->plen == 0 ? 1 : 0;
-        if (m->max_len == SM_FIM_NO_MAX_LEN && w->pelen < 64) {
-            n = ((sm_count)1 << w->pelen) - lo;
-        } else if (!binomial_sum(w->pelen, lo, m->max_len - w->plen, &n)) {
-            if (m->cap != 0) { /* more than any cap: answer "truncated" */
-                atomic_store(&m->over_cap, 1);
-                atomic_store(&m->stop, 1);
-            } else {
-                set_error(m, SM_ERR_OVERFLOW);
-            }
-            return STOPPED;
-        }
-        return add_count(w, n);
-    }
+    if (w->m->sink == NULL)
+        return count_pe(w, 0, 1);
     memcpy(w->scratch, w->prefix, w->plen * sizeof *w->scratch);
     return emit_subsets(w, 0, w->plen, support);
+}
+
+/* Count mode, below a node with at most SUBSET_BITS items to extend with:
+ * f holds the weight of each of the 2^b patterns of those items; superset
+ * sums (a zeta transform, b 2^b additions) give the support of every subset
+ * at once, so the subtree is counted without being walked. */
+enum { SUBSET_BITS = 8 };
+
+static int count_patterns(worker *w, uint32_t *f, uint32_t b)
+{
+    uint32_t size = 1u << b, minsup = w->m->minsup;
+    for (uint32_t i = 0; i < b; i++)
+        for (uint32_t x = 0; x < size; x++)
+            if (!(x >> i & 1))
+                f[x] += f[x | 1u << i];
+    sm_count hist[SUBSET_BITS + 1] = {0};
+    for (uint32_t x = 1; x < size; x++)
+        hist[__builtin_popcount(x)] += f[x] >= minsup;
+    int rc = SM_OK;
+    for (uint32_t k = 1; k <= b && rc == SM_OK; k++)
+        if (hist[k] != 0)
+            rc = count_pe(w, k, hist[k]);
+    return rc;
 }
 
 static int report_one(worker *w, uint32_t support)
@@ -495,6 +531,19 @@ static inline uint64_t above(uint32_t c)
 static inline uint64_t below(uint32_t c)
 {
     return c == 0 ? 0 : ~(uint64_t)0 >> (64 - c);
+}
+
+/* The bits of x selected by sel, packed (BMI2's pext). */
+static inline uint32_t extract_bits(uint64_t x, uint64_t sel)
+{
+#if defined(__BMI2__)
+    return (uint32_t)_pext_u64(x, sel);
+#else
+    uint32_t r = 0, k = 0;
+    for (; sel; sel &= sel - 1, k++)
+        r |= (uint32_t)((x >> __builtin_ctzll(sel)) & 1) << k;
+    return r;
+#endif
 }
 
 static void count_masks(const uint64_t *mk, const uint32_t *wt, size_t n, uint32_t cnt[64])
@@ -767,7 +816,15 @@ static int mask_pairs(worker *w, const uint64_t *mk, const uint32_t *wt, size_t 
             w->pe[w->pelen++] = gcode[__builtin_ctzll(x)];
         w->prefix[w->plen++] = gcode[c];
         rc = report_all(w, sup[c]);
-        if (rc == SM_OK && k2 != 0 && w->plen < m->max_len) {
+        if (rc == SM_OK && k2 != 0 && w->plen < m->max_len && m->sink == NULL &&
+            __builtin_popcountll(k2) <= SUBSET_BITS) {
+            uint32_t f[1u << SUBSET_BITS], b = (uint32_t)__builtin_popcountll(k2);
+            memset(f, 0, (sizeof f[0]) << b);
+            for (size_t i = 0; i < n; i++)
+                if (mk[i] >> c & 1)
+                    f[extract_bits(mk[i], k2)] += wt[i];
+            rc = count_patterns(w, f, b);
+        } else if (rc == SM_OK && k2 != 0 && w->plen < m->max_len) {
             uint64_t bit = (uint64_t)1 << c;
             size_t k = 0;
             for (size_t i = 0; i < n; i++) {
@@ -912,7 +969,23 @@ static int pair_children(worker *w, const uint32_t *items, const size_t *start, 
                 bitof[b] = UINT32_MAX;
         } else {
             rc = report_all(w, ksup[c]);
-            if (rc == SM_OK && nf > 0 && w->plen < m->max_len) {
+            if (rc == SM_OK && nf > 0 && w->plen < m->max_len && m->sink == NULL && nf <= SUBSET_BITS) {
+                uint32_t f[1u << SUBSET_BITS];
+                memset(f, 0, (sizeof f[0]) << nf);
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = i;
+                for (size_t i = 0; i < ncv; i++) {
+                    uint32_t x = 0;
+                    for (uint32_t j = 0; j < cv[i].len; j++) {
+                        uint32_t bit = bitof[cv[i].items[j]];
+                        x |= bit != UINT32_MAX ? 1u << bit : 0;
+                    }
+                    f[x] += cv[i].w;
+                }
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = UINT32_MAX;
+                rc = count_patterns(w, f, nf);
+            } else if (rc == SM_OK && nf > 0 && w->plen < m->max_len) {
                 amark mark = arena_mark(&w->ar);
                 uint64_t *mks = arena_alloc(&w->ar, ncv * 2 * sizeof *mks);
                 uint32_t *mw = arena_alloc(&w->ar, ncv * 2 * sizeof *mw);

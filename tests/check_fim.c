@@ -827,6 +827,8 @@ START_TEST(agrees_with_eclat_on_sparse_databases)
         check_against_eclat(&d, 3, SM_FIM_NO_MAX_LEN, what);
         snprintf(what, sizeof what, "sparse seed %llu minc 8 max_len 2", (unsigned long long)seed);
         check_against_eclat(&d, 8, 2, what);
+        snprintf(what, sizeof what, "sparse seed %llu minc 2 max_len 3", (unsigned long long)seed);
+        check_against_eclat(&d, 2, 3, what);
         big_free(&d);
     }
 }
