@@ -1156,6 +1156,21 @@ static int mine_list(worker *w, const tview *v, size_t nv, const uint32_t *gcode
     if (rc != SM_OK || first_cand == UINT32_MAX || w->plen >= m->max_len)
         goto out;
 
+    if (all && m->sink == NULL && mk <= SUBSET_BITS) {
+        /* Count the subtree from pattern weights. */
+        uint32_t f[1u << SUBSET_BITS];
+        memset(f, 0, (sizeof f[0]) << mk);
+        for (size_t i = 0; i < nv; i++) {
+            uint32_t x = 0;
+            for (uint32_t j = 0; j < v[i].len; j++) {
+                uint32_t nc = newcode[v[i].items[j]];
+                x |= nc != UINT32_MAX ? 1u << nc : 0;
+            }
+            f[x] += v[i].w;
+        }
+        rc = count_patterns(w, f, mk);
+        goto out;
+    }
     if (mk <= 64) {
         /* Switch to masks. */
         uint64_t *masks = arena_alloc(&w->ar, (nv ? nv : 1) * sizeof *masks);
