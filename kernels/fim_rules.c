@@ -559,7 +559,8 @@ int sm_recommend(const sm_csr *customers, const sm_rules *rules, const sm_recomm
                 }
                 if (!atomic_load(&failed)) {
                     for (uint64_t row = c0; row < c1; row++)
-                        memcpy(entries + offsets[row], tmp + (row - c0) * top, counts[row - c0] * sizeof *tmp);
+                        if (counts[row - c0] != 0) /* entries may still be NULL */
+                            memcpy(entries + offsets[row], tmp + (row - c0) * top, counts[row - c0] * sizeof *tmp);
                 }
             }
         }
