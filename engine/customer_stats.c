@@ -47,11 +47,6 @@ static uint32_t count_distinct(uint64_t *values, size_t n)
     return distinct;
 }
 
-static int64_t utc_day(int64_t t)
-{
-    return t >= 0 ? t / 86400 : (t - 86399) / 86400;
-}
-
 int sm_customer_stats_compute(const sm_tx_table *tx, int64_t as_of, int n_threads, sm_customer_stats *out,
                               sm_error *err)
 {
@@ -133,7 +128,7 @@ int sm_customer_stats_compute(const sm_tx_table *tx, int64_t as_of, int n_thread
                 if (first == SM_NO_PURCHASE)
                     first = tx->time[r];
                 last = tx->time[r];
-                if (utc_day(tx->time[r]) == utc_day(first))
+                if (sm_utc_day(tx->time[r]) == sm_utc_day(first))
                     first_day_total += tx->amount[r];
             }
             out->first_purchase[c] = first;
@@ -153,7 +148,7 @@ int sm_customer_stats_compute(const sm_tx_table *tx, int64_t as_of, int n_thread
             n_keys = 0;
             for (uint64_t r = begin; r < end && tx->time[r] <= as_of; r++)
                 if (!(tx->flags[r] & SM_TX_RETURN))
-                    keys[n_keys++] = (uint64_t)utc_day(tx->time[r]);
+                    keys[n_keys++] = (uint64_t)sm_utc_day(tx->time[r]);
             out->purchase_days[c] = count_distinct(keys, n_keys);
             uint32_t distinct_items = 0;
             for (uint64_t r = begin; r < end && tx->time[r] <= as_of; r++) {

@@ -24,6 +24,19 @@
 
 #define SM_NO_PURCHASE INT64_MIN /* first/last_purchase of a customer who bought nothing */
 
+/* Days since 1970-01-01 of a UTC time (floor, also before 1970). */
+static inline int64_t sm_utc_day(int64_t t)
+{
+    return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+}
+
+/* The last second of t's UTC day: statistics "as of a date" include the
+ * whole of that day, as day-based measures (RFM recency) expect. */
+static inline int64_t sm_end_of_day(int64_t t)
+{
+    return sm_utc_day(t) * 86400 + 86399;
+}
+
 typedef struct sm_customer_stats {
     uint32_t n;               /* customers (= tx->n_customers), indexed by dense id */
     int64_t as_of;            /* UTC seconds */

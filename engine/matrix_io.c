@@ -499,3 +499,92 @@ int sm_labels_write(const char *path, const int32_t *labels, size_t n, bool forc
     }
     return sm_output_commit(output, err);
 }
+
+/* --- column selection ----------------------------------------------------------------- */
+
+int sm_matrix_find_column(const sm_matrix *m, const char *name)
+{
+    for (size_t j = 0; j < m->d; j++)
+        if (strcmp(m->column_names[j], name) == 0)
+            return (int)j;
+    return -1;
+}
+
+/* Resolves "a,b,c" to column indexes; *count receives how many. */
+static int resolve_names(const sm_matrix *m, const char *list, const char *what, size_t *index, size_t cap,
+                         size_t *count, sm_error *err)
+{
+    *count = 0;
+    char *copy = sm_strdup(list);
+    if (copy == NULL)
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %s", what);
+    int rc = SM_OK;
+    char *save = NULL;
+    for (char *name = strtok_r(copy, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
+        int j = sm_matrix_find_column(m, name);
+        if (j < 0) {
+            rc = sm_error_set(err, SM_ERR_NOT_FOUND, "%s: no column named \"%s\" (columns: %s, ...)", what, name,
+                              m->column_names[0]);
+            break;
+        }
+        if (*count == cap) {
+            rc = sm_error_set(err, SM_ERR_INVALID_ARG, "%s: more names than the %zu columns", what, cap);
+            break;
+        }
+        index[(*count)++] = (size_t)j;
+    }
+    if (rc == SM_OK && *count == 0)
+        rc = sm_error_set(err, SM_ERR_INVALID_ARG, "%s '%s': expected a comma list of column names", what, list);
+    sm_free(copy);
+    return rc;
+}
+
+int sm_matrix_select_columns(sm_matrix *m, const char *list, const char *what, sm_error *err)
+{
+    size_t *index = sm_alloc_array(m->d, sizeof *index), count = 0;
+    if (index == NULL)
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %s", what);
+    int rc = resolve_names(m, list, what, index, m->d, &count, err);
+    sm_matrix sel;
+    if (rc == SM_OK)
+        rc = sm_matrix_alloc(&sel, m->n, count, err);
+    if (rc == SM_OK) {
+        for (size_t i = 0; i < m->n; i++)
+            for (size_t c = 0; c < count; c++)
+                sel.data[i * sel.ld + c] = m->data[i * m->ld + index[c]];
+        for (size_t c = 0; c < count && rc == SM_OK; c++) {
+            char *name = sm_strdup(m->column_names[index[c]]);
+            if (name == NULL)
+                rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for %s", what);
+            else {
+                sm_free(sel.column_names[c]);
+                sel.column_names[c] = name;
+            }
+        }
+        if (rc == SM_OK) {
+            sm_matrix_free(m);
+            *m = sel;
+        } else {
+            sm_matrix_free(&sel);
+        }
+    }
+    sm_free(index);
+    return rc;
+}
+
+int sm_matrix_column_flags(const sm_matrix *m, const char *list, const char *what, bool *flags, sm_error *err)
+{
+    bool all = list != NULL && strcmp(list, "all") == 0;
+    for (size_t j = 0; j < m->d; j++)
+        flags[j] = all;
+    if (list == NULL || list[0] == '\0' || all)
+        return SM_OK;
+    size_t *index = sm_alloc_array(m->d, sizeof *index), count = 0;
+    if (index == NULL)
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %s", what);
+    int rc = resolve_names(m, list, what, index, m->d, &count, err);
+    for (size_t c = 0; rc == SM_OK && c < count; c++)
+        flags[index[c]] = true;
+    sm_free(index);
+    return rc;
+}

@@ -47,6 +47,18 @@ int sm_matrix_write(const char *path, const float *data, size_t n, size_t d, siz
  * "label", then one value per line). */
 int sm_labels_write(const char *path, const int32_t *labels, size_t n, bool force, sm_error *err);
 
+/* Keeps only the columns named in `list` ("a,b,c"), in that order. `what`
+ * names the option in errors ("--columns"). Errors: SM_ERR_INVALID_ARG
+ * (empty or malformed list), SM_ERR_NOT_FOUND (unknown name), SM_ERR_NOMEM. */
+int sm_matrix_select_columns(sm_matrix *m, const char *list, const char *what, sm_error *err);
+
+/* flags[j] = column j is named in `list` ("all" marks every column; NULL or
+ * "" none). Errors as sm_matrix_select_columns. */
+int sm_matrix_column_flags(const sm_matrix *m, const char *list, const char *what, bool *flags, sm_error *err);
+
+/* Index of the column called `name`, or -1. */
+int sm_matrix_find_column(const sm_matrix *m, const char *name);
+
 /* Parses a float32 the way the matrix reader does, for other readers: the
  * whole text must be a finite number within float32 range. Returns SM_OK,
  * or SM_ERR_NUMERIC / SM_ERR_PARSE with `why` set to a static explanation. */

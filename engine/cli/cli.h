@@ -49,6 +49,12 @@ bool sm_cli_parse_double(const sm_cli_command *cmd, const char *option, const ch
 /* --threads: 0 means all cores (the OpenMP default). */
 bool sm_cli_parse_threads(const sm_cli_command *cmd, const char *text, int *out);
 
+/* --run ID|latest: "latest" gives 0 (the run loaders read 0 as the newest). */
+bool sm_cli_parse_run_id(const sm_cli_command *cmd, const char *text, uint64_t *out);
+
+/* 1234567 -> "1,234,567" (buf of 32 bytes is always enough). */
+void sm_cli_format_count(char *buf, size_t cap, uint64_t value);
+
 /* SIGINT/SIGTERM set a flag that every progress callback returns, so jobs
  * stop at their next safe point; a second Ctrl-C exits at once (the store is
  * still intact: LMDB commits are atomic). */

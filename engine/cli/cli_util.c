@@ -102,6 +102,28 @@ bool sm_cli_parse_threads(const sm_cli_command *cmd, const char *text, int *out)
     return true;
 }
 
+bool sm_cli_parse_run_id(const sm_cli_command *cmd, const char *text, uint64_t *out)
+{
+    if (text != NULL && strcmp(text, "latest") == 0) {
+        *out = 0;
+        return true;
+    }
+    return sm_cli_parse_u64(cmd, "--run", text, 1, UINT64_MAX, out);
+}
+
+void sm_cli_format_count(char *buf, size_t cap, uint64_t value)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%" PRIu64, value);
+    size_t w = 0;
+    for (int i = 0; i < n && w + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[w++] = ',';
+        buf[w++] = digits[i];
+    }
+    buf[w] = '\0';
+}
+
 /* --- signals ------------------------------------------------------------------ */
 
 static volatile sig_atomic_t interrupted;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine/cli/cli.h"
+#include "engine/customer_items.h"
 #include "engine/output.h"
 #include "segmint/fim.h"
 #include "segmint/store.h"
@@ -106,63 +107,6 @@ static int load_input(const char *store, const char *fimi, const char *csv, bool
     in->customer = in->table.customer;
     in->customer_keys = (const char *const *)in->customers.keys;
     in->n_customers = in->customers.n;
-    return SM_OK;
-}
-
-/* Each customer's items: the union of their baskets (store input). */
-static int customer_csr(const baskets_input *in, sm_csr *out, uint64_t **offsets_out, sm_item_id **items_out,
-                        sm_error *err)
-{
-    uint64_t nc = in->n_customers;
-    uint64_t *off = calloc(nc + 1, sizeof *off);
-    uint64_t *fill = calloc(nc + 1, sizeof *fill);
-    uint64_t total = in->csr.offsets[in->csr.n_rows];
-    sm_item_id *items = malloc((total ? total : 1) * sizeof *items);
-    if (off == NULL || fill == NULL || items == NULL) {
-        free(off);
-        free(fill);
-        free(items);
-        return sm_error_set(err, SM_ERR_NOMEM, "out of memory grouping baskets by customer");
-    }
-    for (uint64_t r = 0; r < in->csr.n_rows; r++)
-        if (in->customer[r] != SM_CUSTOMER_NONE && in->customer[r] < nc)
-            off[in->customer[r] + 1] += in->csr.offsets[r + 1] - in->csr.offsets[r];
-    for (uint64_t c = 0; c < nc; c++)
-        off[c + 1] += off[c];
-    memcpy(fill, off, (nc + 1) * sizeof *fill);
-    for (uint64_t r = 0; r < in->csr.n_rows; r++) {
-        sm_customer_id c = in->customer[r];
-        if (c == SM_CUSTOMER_NONE || c >= nc)
-            continue;
-        for (uint64_t k = in->csr.offsets[r]; k < in->csr.offsets[r + 1]; k++)
-            items[fill[c]++] = in->csr.items[k];
-    }
-    /* sort and dedupe each customer's items in place, compacting */
-    uint64_t w = 0;
-    for (uint64_t c = 0; c < nc; c++) {
-        sm_item_id *row = items + off[c];
-        uint64_t len = off[c + 1] - off[c];
-        for (uint64_t i = 1; i < len; i++) { /* insertion sort: rows are short */
-            sm_item_id x = row[i];
-            uint64_t j = i;
-            for (; j > 0 && row[j - 1] > x; j--)
-                row[j] = row[j - 1];
-            row[j] = x;
-        }
-        uint64_t start = w;
-        for (uint64_t i = 0; i < len; i++)
-            if (i == 0 || row[i] != row[i - 1])
-                items[w++] = row[i];
-        off[c] = start;
-    }
-    off[nc] = w;
-    free(fill);
-    out->n_rows = nc;
-    out->n_items = in->csr.n_items;
-    out->offsets = off;
-    out->items = items;
-    *offsets_out = off;
-    *items_out = items;
     return SM_OK;
 }
 
@@ -690,7 +634,7 @@ static int run_baskets(int argc, char **argv)
     if (recs_out != NULL) {
         sm_csr customers = in.csr;
         if (in.customer != NULL) {
-            rc = customer_csr(&in, &customers, &coff, &citems, &err);
+            rc = sm_customer_items(&in.csr, in.customer, in.n_customers, &customers, &coff, &citems, &err);
             if (rc != SM_OK)
                 goto out;
         }
@@ -735,8 +679,8 @@ out:
     sm_recommendations_destroy(recs);
     sm_rules_destroy(rules);
     sm_itemsets_destroy(table);
-    free(coff);
-    free(citems);
+    sm_free(coff);
+    sm_free(citems);
     input_free(&in);
     return exit_code;
 }

@@ -17,7 +17,11 @@
 
 #include "segmint/common.h"
 #include "segmint/error.h"
+#include "segmint/anomaly.h"
+#include "segmint/clv.h"
+#include "segmint/rfm.h"
 #include "segmint/fim.h"
+#include "segmint/kmeans.h"
 #include "segmint/store.h"
 
 #ifdef __cplusplus

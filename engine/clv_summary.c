@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CLV summaries for the engine: the lifetimes-style summary CSV reader and
+ * the builder from a store's transaction table (calibration + holdout).
+ * The kernels never see files or the store; they get the arrays made here.
+ */
+#include "engine/clv_summary.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kernels/core.h"
+#include "storage/csv.h"
+
+void sm_summary_table_free(sm_summary_table *t)
+{
+    if (t == NULL)
+        return;
+    sm_free(t->ids);
+    sm_free(t->id_text);
+    sm_free(t->frequency);
+    sm_free(t->recency);
+    sm_free(t->T);
+    sm_free(t->monetary);
+    sm_free(t->revenue);
+    sm_free(t->lines);
+    sm_free(t->holdout_frequency);
+    sm_free(t->customers);
+    memset(t, 0, sizeof *t);
+}
+
+static void set_view(sm_summary_table *t)
+{
+    t->view = (sm_clv_summary){t->n, t->frequency, t->recency, t->T, t->monetary};
+}
+
+/* --- the summary CSV --------------------------------------------------------------- */
+
+enum { COL_ID, COL_FREQUENCY, COL_RECENCY, COL_T, COL_MONETARY, N_COLS };
+
+static const char *const column_label[N_COLS] = {"customer_id", "frequency", "recency", "T",
+                                                 "monetary_value"};
+
+/* Which summary column a header name denotes (case-insensitive, surrounding
+ * blanks ignored), or -1. lifetimes' names and FHL's x, t_x, zbar both work. */
+static int column_kind(const char *name)
+{
+    while (*name == ' ' || *name == '\t')
+        name++;
+    size_t len = strlen(name);
+    while (len > 0 && (name[len - 1] == ' ' || name[len - 1] == '\t'))
+        len--;
+    static const struct {
+        const char *name;
+        int kind;
+    } names[] = {
+        {"customer_id", COL_ID},     {"id", COL_ID},           {"customer", COL_ID},
+        {"frequency", COL_FREQUENCY}, {"x", COL_FREQUENCY},     {"recency", COL_RECENCY},
+        {"t_x", COL_RECENCY},        {"t", COL_T},              {"monetary_value", COL_MONETARY},
+        {"monetary", COL_MONETARY},  {"zbar", COL_MONETARY},
+    };
+    for (size_t k = 0; k < SM_ARRAY_LEN(names); k++)
+        if (strlen(names[k].name) == len && strncasecmp(names[k].name, name, len) == 0)
+            return names[k].kind;
+    return -1;
+}
+
+/* Parses a finite double filling the whole field (blanks around allowed),
+ * without locale dependence beyond the C locale the library never changes. */
+static int parse_number(const char *text, double *out, const char **why)
+{
+    while (*text == ' ' || *text == '\t')
+        text++;
+    if (*text == '\0') {
+        *why = "empty value (missing values are not accepted)";
+        return SM_ERR_PARSE;
+    }
+    errno = 0;
+    char *end;
+    double value = strtod(text, &end);
+    while (*end == ' ' || *end == '\t')
+        end++;
+    if (end == text || *end != '\0') {
+        *why = "not a number";
+        return SM_ERR_PARSE;
+    }
+    if (isnan(value)) {
+        *why = "value is NaN (missing values are not accepted)";
+        return SM_ERR_NUMERIC;
+    }
+    if (isinf(value) || (errno == ERANGE && fabs(value) > 1.0)) {
+        *why = "value is infinite or too large";
+        return SM_ERR_NUMERIC;
+    }
+    *out = value;
+    return SM_OK;
+}
+
+typedef struct grow {
+    size_t n, cap;
+    size_t text_len, text_cap;
+} grow;
+
+static int ensure_rows(sm_summary_table *t, grow *g, bool has_id, bool has_monetary)
+{
+    if (g->n < g->cap)
+        return SM_OK;
+    size_t cap = g->cap ? g->cap * 2 : 1024;
+    double **arrays[4] = {&t->frequency, &t->recency, &t->T, &t->monetary};
+    for (int k = 0; k < 4; k++) {
+        if (k == 3 && !has_monetary)
+            continue;
+        double *bigger = sm_realloc_array(*arrays[k], cap, sizeof(double));
+        if (bigger == NULL)
+            return SM_ERR_NOMEM;
+        *arrays[k] = bigger;
+    }
+    uint64_t *lines = sm_realloc_array(t->lines, cap, sizeof *lines);
+    if (lines == NULL)
+        return SM_ERR_NOMEM;
+    t->lines = lines;
+    if (has_id) {
+        /* ids hold offsets into id_text while reading; pointers at the end */
+        char **ids = sm_realloc_array(t->ids, cap, sizeof *ids);
+        if (ids == NULL)
+            return SM_ERR_NOMEM;
+        t->ids = ids;
+    }
+    g->cap = cap;
+    return SM_OK;
+}
+
+static int append_id(sm_summary_table *t, grow *g, const char *id, size_t len)
+{
+    size_t need;
+    if (!sm_add_size(g->text_len, len + 1, &need))
+        return SM_ERR_OVERFLOW;
+    if (need > g->text_cap) {
+        size_t cap = g->text_cap ? g->text_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *bigger = sm_realloc_array(t->id_text, cap, 1);
+        if (bigger == NULL)
+            return SM_ERR_NOMEM;
+        t->id_text = bigger;
+        g->text_cap = cap;
+    }
+    memcpy(t->id_text + g->text_len, id, len);
+    t->id_text[g->text_len + len] = '\0';
+    t->ids[g->n] = (char *)(uintptr_t)g->text_len;
+    g->text_len = need;
+    return SM_OK;
+}
+
+int sm_summary_read(const char *path, sm_summary_table *out, sm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sm_csv_reader *reader = NULL;
+    int rc = sm_csv_open(path, NULL, &reader, err);
+    if (rc != SM_OK)
+        return rc;
+    sm_summary_table t;
+    memset(&t, 0, sizeof t);
+    grow g = {0};
+    int col[N_COLS];
+    for (int k = 0; k < N_COLS; k++)
+        col[k] = -1;
+    size_t n_fields = 0;
+    bool header = true;
+    sm_csv_record rec;
+    while ((rc = sm_csv_next(reader, &rec, err)) == 1) {
+        if (rec.problem != SM_CSV_OK) {
+            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, rec.problem_column, NULL, "%s",
+                                 sm_csv_problem_text(rec.problem));
+            goto fail;
+        }
+        if (header) {
+            header = false;
+            n_fields = rec.n_fields;
+            for (size_t j = 0; j < rec.n_fields; j++) {
+                int kind = column_kind(rec.fields[j]);
+                if (kind < 0)
+                    continue;
+                if (col[kind] >= 0) {
+                    rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, (uint32_t)(j + 1),
+                                         rec.fields[j],
+                                         "column %s appears twice (columns %d and %zu)",
+                                         column_label[kind], col[kind] + 1, j + 1);
+                    goto fail;
+                }
+                col[kind] = (int)j;
+            }
+            for (int kind = COL_FREQUENCY; kind <= COL_T; kind++)
+                if (col[kind] < 0) {
+                    rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, 0, column_label[kind],
+                                         "the header names no %s column (expected frequency or "
+                                         "x, recency or t_x, T; optional customer_id or ID, "
+                                         "monetary_value or zbar)",
+                                         column_label[kind]);
+                    goto fail;
+                }
+            continue;
+        }
+        if (rec.n_fields != n_fields) {
+            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, 0, NULL,
+                                 "expected %zu fields (as in the header), found %zu", n_fields,
+                                 rec.n_fields);
+            goto fail;
+        }
+        if (ensure_rows(&t, &g, col[COL_ID] >= 0, col[COL_MONETARY] >= 0) != SM_OK) {
+            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory reading %s (%zu rows)", path, g.n);
+            goto fail;
+        }
+        double *dest[N_COLS] = {NULL, t.frequency, t.recency, t.T, t.monetary};
+        for (int kind = COL_FREQUENCY; kind < N_COLS; kind++) {
+            if (col[kind] < 0)
+                continue;
+            const char *why;
+            int prc = parse_number(rec.fields[col[kind]], &dest[kind][g.n], &why);
+            if (prc != SM_OK) {
+                rc = sm_error_set_at(err, prc, path, rec.line, (uint32_t)col[kind] + 1,
+                                     column_label[kind], "%s: '%.40s'", why,
+                                     rec.fields[col[kind]]);
+                goto fail;
+            }
+        }
+        if (col[COL_ID] >= 0) {
+            int arc = append_id(&t, &g, rec.fields[col[COL_ID]], rec.lengths[col[COL_ID]]);
+            if (arc != SM_OK) {
+                rc = sm_error_set(err, arc, "out of memory reading %s (%zu rows)", path, g.n);
+                goto fail;
+            }
+        }
+        t.lines[g.n] = rec.line;
+        g.n++;
+    }
+    if (rc < 0)
+        goto fail;
+    if (header || g.n == 0) {
+        rc = sm_error_set_at(err, SM_ERR_INVALID_ARG, path, 0, 0, NULL,
+                             header ? "is empty (a header and rows are expected)"
+                                    : "holds a header but no customer rows");
+        goto fail;
+    }
+    t.n = g.n;
+    if (t.ids != NULL)
+        for (size_t i = 0; i < t.n; i++)
+            t.ids[i] = t.id_text + (uintptr_t)t.ids[i];
+    set_view(&t);
+    sm_error row_err;
+    rc = sm_clv_summary_check(&t.view, &row_err);
+    if (rc != SM_OK) {
+        /* Map the customer index to the file position of the offending field. */
+        int kind = strcmp(row_err.field, "frequency") == 0 ? COL_FREQUENCY
+                   : strcmp(row_err.field, "recency") == 0 ? COL_RECENCY
+                   : strcmp(row_err.field, "T") == 0       ? COL_T
+                                                          : COL_MONETARY;
+        uint64_t line = row_err.line > 0 ? t.lines[row_err.line - 1] : 0;
+        rc = sm_error_set_at(err, rc, path, line, col[kind] >= 0 ? (uint32_t)col[kind] + 1 : 0,
+                             row_err.field, "%s", row_err.msg);
+        goto fail;
+    }
+    sm_csv_close(reader);
+    *out = t;
+    set_view(out);
+    return SM_OK;
+fail:
+    sm_summary_table_free(&t);
+    sm_csv_close(reader);
+    return rc;
+}
+
+/* --- time units ------------------------------------------------------------------- */
+
+int sm_time_unit_parse(const char *text, sm_time_unit *out)
+{
+    if (text == NULL)
+        return SM_ERR_INVALID_ARG;
+    if (strcmp(text, "day") == 0)
+        *out = SM_UNIT_DAY;
+    else if (strcmp(text, "week") == 0)
+        *out = SM_UNIT_WEEK;
+    else if (strcmp(text, "month") == 0)
+        *out = SM_UNIT_MONTH;
+    else
+        return SM_ERR_INVALID_ARG;
+    return SM_OK;
+}
+
+double sm_time_unit_days(sm_time_unit unit)
+{
+    switch (unit) {
+    case SM_UNIT_WEEK: return 7.0;
+    case SM_UNIT_MONTH: return 365.25 / 12.0;
+    default: return 1.0;
+    }
+}
+
+double sm_time_unit_per_month(sm_time_unit unit)
+{
+    /* lifetimes' customer_lifetime_value factors */
+    switch (unit) {
+    case SM_UNIT_WEEK: return 4.345;
+    case SM_UNIT_MONTH: return 1.0;
+    default: return 30.0;
+    }
+}
+
+/* --- from transactions --------------------------------------------------------------- */
+
+static int64_t utc_day(int64_t seconds)
+{
+    int64_t d = seconds / 86400;
+    return (seconds % 86400 != 0 && seconds < 0) ? d - 1 : d;
+}
+
+int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t observation_end,
+                       sm_time_unit unit, sm_summary_table *out, sm_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (tx == NULL || (tx->n_customers > 0 && tx->customer_offsets == NULL))
+        return sm_error_set(err, SM_ERR_INVALID_ARG, "no transaction table");
+    const int64_t cal_day = utc_day(calibration_end);
+    const bool holdout = observation_end > calibration_end;
+    const int64_t obs_day = holdout ? utc_day(observation_end) : cal_day;
+    const double unit_days = sm_time_unit_days(unit);
+    const double scale = tx->money_scale > 0 ? (double)tx->money_scale : 1.0;
+    sm_summary_table t;
+    memset(&t, 0, sizeof t);
+    size_t cap = tx->n_customers > 0 ? tx->n_customers : 1;
+    t.frequency = sm_alloc_array(cap, sizeof(double));
+    t.recency = sm_alloc_array(cap, sizeof(double));
+    t.T = sm_alloc_array(cap, sizeof(double));
+    t.monetary = sm_alloc_array(cap, sizeof(double));
+    t.revenue = sm_alloc_array(cap, sizeof(double));
+    t.customers = sm_alloc_array(cap, sizeof(sm_customer_id));
+    if (holdout)
+        t.holdout_frequency = sm_alloc_array(cap, sizeof(double));
+    if (t.frequency == NULL || t.recency == NULL || t.T == NULL || t.monetary == NULL ||
+        t.revenue == NULL || t.customers == NULL || (holdout && t.holdout_frequency == NULL)) {
+        sm_summary_table_free(&t);
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu customer summaries", cap);
+    }
+    size_t n = 0;
+    for (uint32_t c = 0; c < tx->n_customers; c++) {
+        uint64_t lo = tx->customer_offsets[c], hi = tx->customer_offsets[c + 1];
+        int64_t first = INT64_MIN, last = INT64_MIN, day = INT64_MIN;
+        bool day_is_purchase = false;
+        int64_t day_amount = 0;
+        double repeat_days = 0.0, repeat_amount = 0.0, holdout_days = 0.0, revenue = 0.0;
+        /* Rows are sorted by time within a customer: walk the days in order. */
+        for (uint64_t k = lo; k <= hi; k++) {
+            bool end = k == hi;
+            int64_t d = end ? INT64_MAX : utc_day(tx->time[k]);
+            if (d != day) {
+                if (day != INT64_MIN && day_is_purchase) {
+                    if (day <= cal_day) {
+                        revenue += (double)day_amount / scale;
+                        if (first == INT64_MIN) {
+                            first = day;
+                        } else {
+                            repeat_days += 1.0;
+                            repeat_amount += (double)day_amount / scale;
+                        }
+                        last = day;
+                    } else if (holdout && day <= obs_day && first != INT64_MIN) {
+                        holdout_days += 1.0;
+                    }
+                }
+                if (end)
+                    break;
+                day = d;
+                day_is_purchase = false;
+                day_amount = 0;
+            }
+            day_amount += tx->amount[k];
+            if ((tx->flags[k] & (SM_TX_RETURN | SM_TX_CANCELLED)) == 0)
+                day_is_purchase = true;
+        }
+        if (first == INT64_MIN || first == cal_day) {
+            /* No purchase by calibration end, or age T = 0: BG/NBD has
+             * nothing to learn from them (and rejects T = 0). */
+            t.n_skipped++;
+            continue;
+        }
+        t.customers[n] = c;
+        t.frequency[n] = repeat_days;
+        t.recency[n] = (double)(last - first) / unit_days;
+        t.T[n] = (double)(cal_day - first) / unit_days;
+        t.monetary[n] = repeat_days > 0.0 ? repeat_amount / repeat_days : 0.0;
+        t.revenue[n] = revenue;
+        if (holdout)
+            t.holdout_frequency[n] = holdout_days;
+        n++;
+    }
+    if (n == 0) {
+        sm_summary_table_free(&t);
+        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "calibration_end",
+                               "no customer made a purchase by the end of calibration");
+    }
+    t.n = n;
+    t.holdout_length = holdout ? (double)(obs_day - cal_day) / unit_days : 0.0;
+    set_view(&t);
+    *out = t;
+    set_view(out);
+    return SM_OK;
+}
