@@ -917,7 +917,7 @@ START_TEST(oom_loop)
     static db d;
     db_random(&d, sm_test_seed(2), 120, 80, 0.12); /* > 64 items: list nodes too */
     big_db sparse;
-    big_sparse(&sparse, sm_test_seed(2), 1500); /* pair counts */
+    big_sparse(&sparse, sm_test_seed(2), 1000); /* pair counts at minsup 2 */
     for (int run = 0; run < 4; run++) {
         int sinked = run & 1;
         sm_csr c = db_csr(&d);
