@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Frequent itemset miner: depth-first over a set-enumeration tree with items
- * coded by ascending support. Each node's conditional database is built by
- * occurrence delivery (Uno et al., LCM ver. 2, FIMI'04), reduced to the items
- * still frequent there, with identical transactions merged (weights); once
- * at most 64 items remain, transactions become 64-bit masks. Items in every
- * transaction of a node (perfect extensions, Borgelt FIMI'04) are hoisted:
- * counted as 2^m subsets, or enumerated when writing. Closed and maximal sets
- * keep the "earlier" items in the databases so that closure and maximality are
+ * coded by ascending support. The root's rows are written in code order by a
+ * transpose; each node's conditional database is built by occurrence delivery
+ * (Uno et al., LCM ver. 2, FIMI'04), reduced to the items still frequent
+ * there, with identical transactions merged (weights); once at most 64 items
+ * remain, transactions become 64-bit masks. Items in every transaction of a
+ * node (perfect extensions, Borgelt FIMI'04) are hoisted: counted as 2^m
+ * subsets, or enumerated when writing. For kind all a node counts the pairs
+ * of its items (a triangle, or per-candidate rows over masks), so children
+ * know their items without a database and leaves get none (Grahne and Zhu's
+ * FP-array, FIMI'03); when only counting, small subtrees are counted from
+ * pattern weights by superset sums. Closed and maximal sets keep the
+ * "earlier" items in the databases so that closure and maximality are
  * decided locally (LCM's prefix-preserving test), which keeps branches
  * independent. Top-level branches run in parallel; a branch whose turn it is
  * writes straight to the sink, the others buffer (bounded) and wait.

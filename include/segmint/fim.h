@@ -9,7 +9,9 @@
  * switch to 64-bit transaction masks once at most 64 items remain, and items
  * contained in every transaction of a conditional database (perfect
  * extensions) are hoisted out and, when only counting, counted as 2^m subsets.
- * Top-level prefixes run in parallel; the itemsets reach the sink in one
+ * For all frequent itemsets, pair counts per node spare the leaves a database
+ * (FP-growth*'s FP-array), and counting alone sums small subtrees from their
+ * pattern weights. Top-level prefixes run in parallel; the itemsets reach the sink in one
  * canonical order whatever the thread count.
  */
 #ifndef SEGMINT_FIM_H
