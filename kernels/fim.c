@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Frequent itemset miner: depth-first over a set-enumeration tree with items
- * coded by ascending support. Each node's conditional database is built by
- * occurrence delivery (Uno et al., LCM ver. 2, FIMI'04), reduced to the items
- * still frequent there, with identical transactions merged (weights); once
- * at most 64 items remain, transactions become 64-bit masks. Items in every
- * transaction of a node (perfect extensions, Borgelt FIMI'04) are hoisted:
- * counted as 2^m subsets, or enumerated when writing. Closed and maximal sets
- * keep the "earlier" items in the databases so that closure and maximality are
+ * coded by ascending support. The root's rows are written in code order by a
+ * transpose; each node's conditional database is built by occurrence delivery
+ * (Uno et al., LCM ver. 2, FIMI'04), reduced to the items still frequent
+ * there, with identical transactions merged (weights); once at most 64 items
+ * remain, transactions become 64-bit masks. Items in every transaction of a
+ * node (perfect extensions, Borgelt FIMI'04) are hoisted: counted as 2^m
+ * subsets, or enumerated when writing. For kind all a node counts the pairs
+ * of its items (a triangle, or per-candidate rows over masks), so children
+ * know their items without a database and leaves get none (Grahne and Zhu's
+ * FP-array, FIMI'03); when only counting, small subtrees are counted from
+ * pattern weights by superset sums. Closed and maximal sets keep the
+ * "earlier" items in the databases so that closure and maximality are
  * decided locally (LCM's prefix-preserving test), which keeps branches
  * independent. Top-level branches run in parallel; a branch whose turn it is
  * writes straight to the sink, the others buffer (bounded) and wait.
@@ -23,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__BMI2__)
 #include <immintrin.h>
 #endif
 
@@ -218,6 +223,7 @@ typedef struct worker {
     uint32_t *cnt;      /* nf, kept zero between uses */
     uint32_t *newcode;  /* nf */
     uint32_t *touched;  /* nf */
+    uint64_t *bits;     /* nf bits, kept zero between uses */
     uint32_t *prefix;   /* global codes; nf + 1 */
     uint32_t plen;
     uint32_t *pe;       /* hoisted perfect extensions (kind all); nf */
@@ -432,30 +438,66 @@ static int emit_subsets(worker *w, uint32_t i, uint32_t len, uint32_t support)
     return rc;
 }
 
+/* Count mode: adds `times` x the number of subsets T of the hoisted items
+ * with plen + extra + |T| <= max_len (T may be empty unless the itemset
+ * would be). */
+static int count_pe(worker *w, uint32_t extra, sm_count times)
+{
+    miner *m = w->m;
+    uint64_t len = (uint64_t)w->plen + extra;
+    if (len > m->max_len)
+        return SM_OK;
+    uint32_t lo = len == 0 ? 1 : 0;
+    sm_count n;
+    bool ok = true;
+    if (m->max_len == SM_FIM_NO_MAX_LEN && w->pelen < 64)
+        n = ((sm_count)1 << w->pelen) - lo;
+    else
+        ok = binomial_sum(w->pelen, lo, m->max_len - (uint32_t)len, &n);
+    if (!ok || __builtin_mul_overflow(n, times, &n)) {
+        if (m->cap != 0) { /* more than any cap: answer "truncated" */
+            atomic_store(&m->over_cap, 1);
+            atomic_store(&m->stop, 1);
+        } else {
+            set_error(m, SM_ERR_OVERFLOW);
+        }
+        return STOPPED;
+    }
+    return add_count(w, n);
+}
+
 /* Reports the node whose prefix and hoisted extensions are on the stacks. */
 static int report_all(worker *w, uint32_t support)
 {
-    miner *m = w->m;
-    if (w->plen > m->max_len)
+    if (w->plen > w->m->max_len)
         return SM_OK;
-    if (m->sink == NULL) {
-        sm_count n;
-        uint32_t lo = w->plen == 0 ? 1 : 0;
-        if (m->max_len == SM_FIM_NO_MAX_LEN && w->pelen < 64) {
-            n = ((sm_count)1 << w->pelen) - lo;
-        } else if (!binomial_sum(w->pelen, lo, m->max_len - w->plen, &n)) {
-            if (m->cap != 0) { /* more than any cap: answer "truncated" */
-                atomic_store(&m->over_cap, 1);
-                atomic_store(&m->stop, 1);
-            } else {
-                set_error(m, SM_ERR_OVERFLOW);
-            }
-            return STOPPED;
-        }
-        return add_count(w, n);
-    }
+    if (w->m->sink == NULL)
+        return count_pe(w, 0, 1);
     memcpy(w->scratch, w->prefix, w->plen * sizeof *w->scratch);
     return emit_subsets(w, 0, w->plen, support);
+}
+
+/* Count mode, below a node with at most SUBSET_BITS items to extend with:
+ * f holds the weight of each of the 2^b patterns of those items; superset
+ * sums (a zeta transform, b 2^b additions) give the support of every subset
+ * at once, so the subtree is counted without being walked. */
+enum { SUBSET_BITS = 8 };
+
+static int count_patterns(worker *w, uint32_t *f, uint32_t b)
+{
+    uint32_t size = 1u << b, minsup = w->m->minsup;
+    for (uint32_t i = 0; i < b; i++)
+        for (uint32_t x = 0; x < size; x++)
+            if (!(x >> i & 1))
+                f[x] += f[x | 1u << i];
+    sm_count hist[SUBSET_BITS + 1] = {0};
+    for (uint32_t x = 1; x < size; x++)
+        hist[__builtin_popcount(x)] += f[x] >= minsup;
+    int rc = SM_OK;
+    for (uint32_t k = 1; k <= b && rc == SM_OK; k++)
+        if (hist[k] != 0)
+            rc = count_pe(w, k, hist[k]);
+    return rc;
 }
 
 static int report_one(worker *w, uint32_t support)
@@ -494,6 +536,19 @@ static inline uint64_t above(uint32_t c)
 static inline uint64_t below(uint32_t c)
 {
     return c == 0 ? 0 : ~(uint64_t)0 >> (64 - c);
+}
+
+/* The bits of x selected by sel, packed (BMI2's pext). */
+static inline uint32_t extract_bits(uint64_t x, uint64_t sel)
+{
+#if defined(__BMI2__)
+    return (uint32_t)_pext_u64(x, sel);
+#else
+    uint32_t r = 0, k = 0;
+    for (; sel; sel &= sel - 1, k++)
+        r |= (uint32_t)((x >> __builtin_ctzll(sel)) & 1) << k;
+    return r;
+#endif
 }
 
 static void count_masks(const uint64_t *mk, const uint32_t *wt, size_t n, uint32_t cnt[64])
@@ -580,6 +635,8 @@ static size_t dedupe_masks(worker *w, const uint64_t *in, const uint32_t *win, s
 
 static int mine_mask(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n, const uint32_t *gcode,
                      uint32_t tail, uint32_t s);
+static int mask_pairs(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n, const uint32_t *gcode,
+                      const uint32_t *sup, uint64_t keep, uint64_t cand);
 
 /* Children of a mask node: for each candidate c, the masks containing c,
  * restricted to `keep` (and to items after c for kind all), merged. */
@@ -588,6 +645,8 @@ static int mask_children(worker *w, const uint64_t *mk, const uint32_t *wt, size
 {
     miner *m = w->m;
     bool all = m->kind == SM_FIM_ALL;
+    if (all)
+        return mask_pairs(w, mk, wt, n, gcode, sup, keep, cand);
     amark mark = arena_mark(&w->ar);
     uint64_t *tmp = arena_alloc(&w->ar, n * sizeof *tmp);
     uint32_t *tw = arena_alloc(&w->ar, n * sizeof *tw);
@@ -685,13 +744,118 @@ static int mine_mask(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n
     return rc;
 }
 
-/* --- list nodes ------------------------------------------------------------------------------ */
-
-static int cmp_u32(const void *a, const void *b)
+/* Kind all: the children of a mask node from pair counts. One pass over the
+ * node's masks counts, for every candidate c, the items after c in the masks
+ * holding c; each child then knows its frequent and perfect items at once,
+ * and only a child with items left to extend gets masks of its own (most
+ * are leaves in sparse data). Masks hold only `keep` items. */
+static int mask_pairs(worker *w, const uint64_t *mk, const uint32_t *wt, size_t n, const uint32_t *gcode,
+                      const uint32_t *sup, uint64_t keep, uint64_t cand)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+    miner *m = w->m;
+    (void)keep; /* the masks hold only keep items */
+    uint32_t nc = (uint32_t)__builtin_popcountll(cand);
+    amark mark = arena_mark(&w->ar);
+    uint32_t *rows = arena_alloc(&w->ar, (size_t)nc * 64 * sizeof *rows);
+    uint64_t *tmp = arena_alloc(&w->ar, 2 * n * sizeof *tmp);
+    uint32_t *tw = arena_alloc(&w->ar, 2 * n * sizeof *tw);
+    if (rows == NULL || tmp == NULL || tw == NULL) {
+        set_error(m, SM_ERR_NOMEM);
+        return STOPPED;
+    }
+    memset(rows, 0, (size_t)nc * 64 * sizeof *rows);
+    uint8_t idx[64];
+    {
+        uint8_t k = 0;
+        for (uint64_t cs = cand; cs; cs &= cs - 1)
+            idx[__builtin_ctzll(cs)] = k++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = mk[i];
+#if defined(__AVX512F__)
+        __m512i wv = _mm512_set1_epi32((int)wt[i]);
+#endif
+        for (uint64_t y = x & cand; y; y &= y - 1) {
+            uint32_t c = (uint32_t)__builtin_ctzll(y);
+            uint64_t a = x & above(c);
+            uint32_t *r = rows + (size_t)idx[c] * 64;
+#if defined(__AVX512F__)
+            for (int q = 0; q < 4; q++) {
+                __m512i v = _mm512_loadu_si512(r + 16 * q);
+                v = _mm512_mask_add_epi32(v, (__mmask16)(a >> (16 * q)), v, wv);
+                _mm512_storeu_si512(r + 16 * q, v);
+            }
+#else
+            for (; a; a &= a - 1)
+                r[__builtin_ctzll(a)] += wt[i];
+#endif
+        }
+    }
+    int rc = SM_OK;
+    for (uint64_t cs = cand; cs && rc == SM_OK; cs &= cs - 1) {
+        if (poll_stop(w)) {
+            rc = STOPPED;
+            break;
+        }
+        uint32_t c = (uint32_t)__builtin_ctzll(cs);
+        const uint32_t *row = rows + (size_t)idx[c] * 64;
+        uint64_t f = 0, p = 0;
+#if defined(__AVX512F__)
+        __m512i ms = _mm512_set1_epi32((int)m->minsup), sc = _mm512_set1_epi32((int)sup[c]);
+        for (int q = 0; q < 4; q++) {
+            __m512i v = _mm512_loadu_si512(row + 16 * q);
+            f |= (uint64_t)_mm512_cmpge_epu32_mask(v, ms) << (16 * q);
+            p |= (uint64_t)_mm512_cmpeq_epu32_mask(v, sc) << (16 * q);
+        }
+#else
+        for (uint64_t a = keep & above(c); a; a &= a - 1) {
+            uint32_t b = (uint32_t)__builtin_ctzll(a);
+            f |= (uint64_t)(row[b] >= m->minsup) << b;
+            p |= (uint64_t)(row[b] == sup[c]) << b;
+        }
+#endif
+        p &= f;
+        uint64_t k2 = f & ~p;
+        uint32_t saved_pelen = w->pelen;
+        for (uint64_t x = p; x; x &= x - 1)
+            w->pe[w->pelen++] = gcode[__builtin_ctzll(x)];
+        w->prefix[w->plen++] = gcode[c];
+        rc = report_all(w, sup[c]);
+        if (rc == SM_OK && k2 != 0 && w->plen < m->max_len && m->sink == NULL &&
+            __builtin_popcountll(k2) <= SUBSET_BITS) {
+            uint32_t f[1u << SUBSET_BITS], b = (uint32_t)__builtin_popcountll(k2);
+            memset(f, 0, (sizeof f[0]) << b);
+            for (size_t i = 0; i < n; i++)
+                if (mk[i] >> c & 1)
+                    f[extract_bits(mk[i], k2)] += wt[i];
+            rc = count_patterns(w, f, b);
+        } else if (rc == SM_OK && k2 != 0 && w->plen < m->max_len) {
+            uint64_t bit = (uint64_t)1 << c;
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++) {
+                uint64_t x = mk[i] & k2;
+                if ((mk[i] & bit) && x != 0) {
+                    tmp[k] = x;
+                    tw[k++] = wt[i];
+                }
+            }
+            int drc = SM_OK;
+            size_t kn = dedupe_masks(w, tmp, tw, k, tmp + n, tw + n, &drc);
+            if (drc != SM_OK) {
+                set_error(m, drc);
+                rc = STOPPED;
+            } else {
+                rc = mask_pairs(w, tmp + n, tw + n, kn, gcode, row, k2, k2);
+            }
+        }
+        w->plen--;
+        w->pelen = saved_pelen;
+    }
+    arena_release(&w->ar, mark);
+    return rc;
 }
+
+/* --- list nodes ------------------------------------------------------------------------------ */
 
 static uint64_t hash_items(const uint32_t *a, uint32_t n)
 {
@@ -701,10 +865,205 @@ static uint64_t hash_items(const uint32_t *a, uint32_t n)
     return mix64(h);
 }
 
-/* A node over views of transactions in a code space of m items. For kind
+/* Largest node (kept items) whose pair counts are kept in a triangle. */
+enum { PAIR_MATRIX_MAX = 1024 };
+
+static int mine_list(worker *w, const tview *v, size_t nv, const uint32_t *gcode, uint32_t tail, uint32_t s);
+
+/* Children of a list node for kind all, from a triangle of pair counts: one
+ * pass over the reduced database counts every pair, so each child knows its
+ * frequent and perfect items without a database of its own. Only children
+ * with items left to extend get one (masks when at most 64 remain). In sparse
+ * data most children are leaves (T10I4D100K@10: 2 in 3), and this is where
+ * FP-growth* (Grahne and Zhu, FIMI'03) saves its counting pass too. */
+static int pair_children(worker *w, const uint32_t *items, const size_t *start, const uint32_t *tw, size_t nt,
+                         uint32_t mk, const uint32_t *kg, const uint32_t *ksup, const uint32_t *occ)
+{
+    miner *m = w->m;
+    const uint32_t minsup = m->minsup;
+    size_t tri = (size_t)mk * (mk - 1) / 2;
+    uint32_t *pm = arena_alloc(&w->ar, (tri ? tri : 1) * sizeof *pm);
+    size_t *rb = arena_alloc(&w->ar, (size_t)mk * sizeof *rb);
+    size_t *vstart = arena_alloc(&w->ar, ((size_t)mk + 1) * sizeof *vstart);
+    uint32_t *pos = arena_alloc(&w->ar, (size_t)mk * sizeof *pos);
+    uint32_t *nfq = arena_alloc(&w->ar, (size_t)mk * sizeof *nfq);
+    if (pm == NULL || rb == NULL || vstart == NULL || pos == NULL || nfq == NULL) {
+        set_error(m, SM_ERR_NOMEM);
+        return STOPPED;
+    }
+    memset(pm, 0, tri * sizeof *pm);
+    /* Pair (a, b), b > a, is at pm[rb[a] + b]; rb[0] wraps (unsigned
+     * arithmetic), the sum never does for b > a. */
+    for (uint32_t a = 0, acc = 0; a < mk; a++) {
+        rb[a] = (size_t)acc - a - 1;
+        acc += mk - 1 - a;
+    }
+    for (size_t t = 0; t < nt; t++) {
+        const uint32_t *it = items + start[t];
+        uint32_t len = (uint32_t)(start[t + 1] - start[t]), wt = tw[t];
+        for (uint32_t i = 0; i + 1 < len; i++) {
+            size_t base = rb[it[i]];
+            for (uint32_t j = i + 1; j < len; j++)
+                pm[base + it[j]] += wt;
+        }
+    }
+    /* Per child: how many items are frequent, how many perfect (branch-free
+     * sums over each row, which vectorise). Views only for children with an
+     * item to extend with. */
+    size_t n_views = 0;
+    for (uint32_t c = 0; c < mk; c++) {
+        const uint32_t *row = pm + (rb[c] + c + 1);
+        uint32_t len = mk - c - 1, nfreq = 0, nperf = 0, sc = ksup[c];
+        for (uint32_t b = 0; b < len; b++) {
+            nfreq += row[b] >= minsup;
+            nperf += row[b] == sc;
+        }
+        nfq[c] = nfreq - nperf; /* sc >= minsup: perfect items are frequent */
+        vstart[c] = n_views;
+        pos[c] = nfq[c] ? (uint32_t)n_views : UINT32_MAX;
+        n_views += nfq[c] ? occ[c] : 0;
+        nfq[c] |= nperf ? 0x80000000u : 0; /* flag: has perfect extensions */
+    }
+    vstart[mk] = n_views;
+    tview *views = arena_alloc(&w->ar, (n_views ? n_views : 1) * sizeof *views);
+    if (views == NULL) {
+        set_error(m, SM_ERR_NOMEM);
+        return STOPPED;
+    }
+    for (size_t t = 0; t < nt; t++) {
+        const uint32_t *it = items + start[t];
+        uint32_t len = (uint32_t)(start[t + 1] - start[t]);
+        for (uint32_t j = 0; j < len; j++) {
+            uint32_t c = it[j];
+            if (pos[c] != UINT32_MAX)
+                views[pos[c]++] = (tview){it + j + 1, len - j - 1, tw[t]};
+        }
+    }
+    uint32_t *bitof = w->newcode; /* code -> bit in the child's masks */
+    for (uint32_t b = 0; b < mk; b++)
+        bitof[b] = UINT32_MAX;
+    int rc = SM_OK;
+    for (uint32_t c = 0; c < mk && rc == SM_OK; c++) {
+        if (poll_stop(w))
+            return STOPPED;
+        uint32_t saved_pelen = w->pelen, nf = 0;
+        uint32_t fcode[64], fg[64], fsup[64];
+        bool wide = (nfq[c] & 0x7fffffffu) > 64;
+        if (nfq[c] != 0 && !wide) {
+            for (uint32_t b = c + 1; b < mk; b++) {
+                uint32_t x = pm[rb[c] + b];
+                if (x < minsup)
+                    continue;
+                if (x == ksup[c]) {
+                    w->pe[w->pelen++] = kg[b];
+                } else {
+                    fcode[nf] = b;
+                    fg[nf] = kg[b];
+                    fsup[nf++] = x;
+                }
+            }
+        }
+        const tview *cv = views + vstart[c];
+        size_t ncv = pos[c] == UINT32_MAX ? 0 : vstart[c + 1] - vstart[c];
+        w->prefix[w->plen++] = kg[c];
+        if (wide) {
+            /* More than 64 items to extend with: an ordinary list node. */
+            w->pelen = saved_pelen;
+            rc = mine_list(w, cv, ncv, kg, c, ksup[c]);
+            for (uint32_t b = 0; b < mk; b++)
+                bitof[b] = UINT32_MAX;
+        } else {
+            rc = report_all(w, ksup[c]);
+            if (rc == SM_OK && nf > 0 && w->plen < m->max_len && m->sink == NULL && nf <= SUBSET_BITS) {
+                uint32_t f[1u << SUBSET_BITS];
+                memset(f, 0, (sizeof f[0]) << nf);
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = i;
+                for (size_t i = 0; i < ncv; i++) {
+                    uint32_t x = 0;
+                    for (uint32_t j = 0; j < cv[i].len; j++) {
+                        uint32_t bit = bitof[cv[i].items[j]];
+                        x |= bit != UINT32_MAX ? 1u << bit : 0;
+                    }
+                    f[x] += cv[i].w;
+                }
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = UINT32_MAX;
+                rc = count_patterns(w, f, nf);
+            } else if (rc == SM_OK && nf > 0 && w->plen < m->max_len) {
+                amark mark = arena_mark(&w->ar);
+                uint64_t *mks = arena_alloc(&w->ar, ncv * 2 * sizeof *mks);
+                uint32_t *mw = arena_alloc(&w->ar, ncv * 2 * sizeof *mw);
+                if (mks == NULL || mw == NULL) {
+                    set_error(m, SM_ERR_NOMEM);
+                    return STOPPED;
+                }
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = i;
+                size_t k = 0;
+                for (size_t i = 0; i < ncv; i++) {
+                    uint64_t x = 0;
+                    for (uint32_t j = 0; j < cv[i].len; j++) {
+                        uint32_t bit = bitof[cv[i].items[j]];
+                        if (bit != UINT32_MAX)
+                            x |= (uint64_t)1 << bit;
+                    }
+                    if (x != 0) {
+                        mks[k] = x;
+                        mw[k++] = cv[i].w;
+                    }
+                }
+                for (uint32_t i = 0; i < nf; i++)
+                    bitof[fcode[i]] = UINT32_MAX;
+                int drc = SM_OK;
+                size_t nu = dedupe_masks(w, mks, mw, k, mks + ncv, mw + ncv, &drc);
+                if (drc != SM_OK) {
+                    set_error(m, drc);
+                    return STOPPED;
+                }
+                uint64_t keep = nf == 64 ? ~(uint64_t)0 : ((uint64_t)1 << nf) - 1;
+                rc = mask_children(w, mks + ncv, mw + ncv, nu, fg, fsup, keep, keep);
+                arena_release(&w->ar, mark);
+            }
+        }
+        w->plen--;
+        w->pelen = saved_pelen;
+    }
+    return rc;
+}
+
+/* Sorts distinct codes: insertion sort when few, else a bitmap sweep over
+ * their range (cheaper than any comparison sort once there are dozens). */
+static void sort_codes(worker *w, uint32_t *a, uint32_t n)
+{
+    if (n <= 24) {
+        for (uint32_t i = 1; i < n; i++) {
+            uint32_t x = a[i], j = i;
+            for (; j > 0 && a[j - 1] > x; j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+        return;
+    }
+    uint64_t *bits = w->bits;
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        bits[a[i] >> 6] |= (uint64_t)1 << (a[i] & 63);
+        lo = a[i] < lo ? a[i] : lo;
+        hi = a[i] > hi ? a[i] : hi;
+    }
+    uint32_t k = 0;
+    for (uint32_t wd = lo >> 6; wd <= hi >> 6; wd++) {
+        for (uint64_t x = bits[wd]; x; x &= x - 1)
+            a[k++] = wd << 6 | (uint32_t)__builtin_ctzll(x);
+        bits[wd] = 0;
+    }
+}
+
+/* A node over views of transactions (codes of the parent). For kind
  * all the views hold only items after the node's last item; otherwise they
  * are whole transactions and `tail` (the last item) is skipped. */
-static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, const uint32_t *gcode,
+static int mine_list(worker *w, const tview *v, size_t nv, const uint32_t *gcode,
                      uint32_t tail, uint32_t s)
 {
     miner *m = w->m;
@@ -714,32 +1073,30 @@ static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, con
     uint32_t *cnt = w->cnt, *touched = w->touched, *newcode = w->newcode;
     uint32_t nt = 0;
     for (size_t i = 0; i < nv; i++) {
+        if (i + 8 < nv) /* views point all over their database */
+            __builtin_prefetch(v[i + 8].items);
         const uint32_t *it = v[i].items;
         uint32_t wt = v[i].w;
         for (uint32_t k = 0; k < v[i].len; k++) {
             uint32_t c = it[k];
-            if (cnt[c] == 0)
-                touched[nt++] = c;
+            touched[nt] = c; /* branch-free: kept only when c is new */
+            nt += cnt[c] == 0;
             cnt[c] += wt;
         }
     }
-    if (nt > 1) {
-        if (nt > 64 && (size_t)nt * 8 > m_items) { /* dense: a scan beats a sort */
-            uint32_t k = 0;
-            for (uint32_t c = 0; c < m_items; c++)
-                if (cnt[c])
-                    touched[k++] = c;
-        } else if (nt <= 32) {
-            for (uint32_t i = 1; i < nt; i++) {
-                uint32_t x = touched[i], j = i;
-                for (; j > 0 && touched[j - 1] > x; j--)
-                    touched[j] = touched[j - 1];
-                touched[j] = x;
-            }
+    /* Only frequent items need ordering; the others are dropped here. */
+    uint32_t nfq = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        uint32_t c = touched[i];
+        if (cnt[c] >= m->minsup) {
+            touched[nfq++] = c;
         } else {
-            qsort(touched, nt, sizeof *touched, cmp_u32);
+            newcode[c] = UINT32_MAX;
+            cnt[c] = 0;
         }
     }
+    nt = nfq;
+    sort_codes(w, touched, nt);
     /* Classify. kept items get new codes in the same order. */
     uint32_t saved_plen = w->plen, saved_pelen = w->pelen;
     uint32_t mk = 0, first_cand = UINT32_MAX;
@@ -804,6 +1161,21 @@ static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, con
     if (rc != SM_OK || first_cand == UINT32_MAX || w->plen >= m->max_len)
         goto out;
 
+    if (all && m->sink == NULL && mk <= SUBSET_BITS) {
+        /* Count the subtree from pattern weights. */
+        uint32_t f[1u << SUBSET_BITS];
+        memset(f, 0, (sizeof f[0]) << mk);
+        for (size_t i = 0; i < nv; i++) {
+            uint32_t x = 0;
+            for (uint32_t j = 0; j < v[i].len; j++) {
+                uint32_t nc = newcode[v[i].items[j]];
+                x |= nc != UINT32_MAX ? 1u << nc : 0;
+            }
+            f[x] += v[i].w;
+        }
+        rc = count_patterns(w, f, mk);
+        goto out;
+    }
     if (mk <= 64) {
         /* Switch to masks. */
         uint64_t *masks = arena_alloc(&w->ar, (nv ? nv : 1) * sizeof *masks);
@@ -891,6 +1263,10 @@ static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, con
             h = (h + 1) & (hsize - 1);
         }
     }
+    if (all && mk <= PAIR_MATRIX_MAX) {
+        rc = pair_children(w, items, start, tw, nt2, mk, kg, ksup, occ);
+        goto out;
+    }
     /* Occurrence delivery: views per candidate item. */
     size_t n_views = 0;
     size_t *vstart = arena_alloc(&w->ar, ((size_t)mk + 1) * sizeof *vstart);
@@ -933,7 +1309,7 @@ static int mine_list(worker *w, const tview *v, size_t nv, uint32_t m_items, con
     }
     for (uint32_t c = first_cand; c < mk && rc == SM_OK; c++) {
         w->prefix[w->plen++] = kg[c];
-        rc = mine_list(w, views + vstart[c], vstart[c + 1] - vstart[c], mk, kg, c, ksup[c]);
+        rc = mine_list(w, views + vstart[c], vstart[c + 1] - vstart[c], kg, c, ksup[c]);
         w->plen--;
     }
 
@@ -966,8 +1342,9 @@ typedef struct root_db {
     uint32_t *items;    /* transactions as ascending codes */
     size_t *start;
     size_t n_tx;
-    tview *views;       /* per code: occurrence views */
-    size_t *vstart;     /* nf + 1 */
+    uint32_t *occ_tid;  /* per code, in row order: the rows holding it */
+    uint32_t *occ_pos;  /* ... and its position in each */
+    size_t *vstart;     /* nf + 1: code c's occurrences are [vstart[c], vstart[c+1]) */
     uint32_t *identity; /* code -> code */
     uint32_t *root_pe;  /* codes (global ids) of items in every basket */
     uint32_t n_root_pe;
@@ -979,13 +1356,14 @@ static void root_free(root_db *r)
     sm_free(r->support);
     sm_free(r->items);
     sm_free(r->start);
-    sm_free(r->views);
+    sm_free(r->occ_tid);
+    sm_free(r->occ_pos);
     sm_free(r->vstart);
     sm_free(r->identity);
     sm_free(r->root_pe);
 }
 
-static int root_build(const sm_csr *b, uint32_t minsup, bool all, root_db *r, sm_error *err)
+static int root_build(const sm_csr *b, uint32_t minsup, root_db *r, sm_error *err)
 {
     memset(r, 0, sizeof *r);
     uint32_t ni = b->n_items;
@@ -995,6 +1373,13 @@ static int root_build(const sm_csr *b, uint32_t minsup, bool all, root_db *r, sm
     int rc = SM_OK;
     if (supp == NULL || code == NULL || rank == NULL)
         goto out_nomem;
+    /* Rows are trusted to be sorted and distinct, but not to lie outside items. */
+    for (uint64_t t = 0; t <= b->n_rows; t++)
+        if (t == 0 ? b->offsets[0] != 0 : b->offsets[t] < b->offsets[t - 1]) {
+            rc = sm_error_set(err, SM_ERR_INVALID_ARG,
+                              "basket offsets must start at 0 and never decrease (offset %" PRIu64 ")", t);
+            goto out;
+        }
     size_t n_occ = (size_t)b->offsets[b->n_rows];
     for (size_t k = 0; k < n_occ; k++) {
         if (b->items[k] >= ni) {
@@ -1034,60 +1419,53 @@ static int root_build(const sm_csr *b, uint32_t minsup, bool all, root_db *r, sm
             r->root_pe[r->n_root_pe] = nf + r->n_root_pe;
             r->n_root_pe++;
         }
-    /* Transactions over codes, ascending. */
+    /* Transactions over codes, ascending, without sorting: the occurrences
+     * are first listed per code (a transpose), then written back row by row
+     * in code order. Each code's occurrences come out in row order; a branch
+     * builds its views from them (12 bytes an occurrence here, not 20). */
     size_t kept = 0;
-    for (size_t k = 0; k < n_occ; k++)
-        kept += code[b->items[k]] != UINT32_MAX;
+    for (uint32_t c = 0; c < nf; c++)
+        kept += r->support[c];
     r->items = sm_alloc_array(kept ? kept : 1, sizeof *r->items);
     r->start = sm_alloc_array((size_t)b->n_rows + 1, sizeof *r->start);
-    r->vstart = sm_calloc((size_t)nf + 1, sizeof *r->vstart);
-    r->views = sm_alloc_array(kept ? kept : 1, sizeof *r->views);
-    if (r->items == NULL || r->start == NULL || r->vstart == NULL || r->views == NULL)
+    r->vstart = sm_alloc_array((size_t)nf + 1, sizeof *r->vstart);
+    r->occ_tid = sm_alloc_array(kept ? kept : 1, sizeof *r->occ_tid);
+    r->occ_pos = sm_alloc_array(kept ? kept : 1, sizeof *r->occ_pos);
+    uint32_t *fill = sm_alloc_array(b->n_rows ? b->n_rows : 1, sizeof *fill);
+    if (r->items == NULL || r->start == NULL || r->vstart == NULL || r->occ_tid == NULL || r->occ_pos == NULL ||
+        fill == NULL) {
+        sm_free(fill);
         goto out_nomem;
+    }
+    r->vstart[0] = 0;
+    for (uint32_t c = 0; c < nf; c++)
+        r->vstart[c + 1] = r->vstart[c] + r->support[c];
+    /* rank[c].support now counts down the occurrences of code c still to place. */
     size_t used = 0;
     r->start[0] = 0;
     for (uint64_t t = 0; t < b->n_rows; t++) {
-        uint32_t *dst = r->items + used, len = 0;
+        uint32_t len = 0;
         for (uint64_t k = b->offsets[t]; k < b->offsets[t + 1]; k++) {
             uint32_t c = code[b->items[k]];
-            if (c != UINT32_MAX)
-                dst[len++] = c;
+            if (c != UINT32_MAX) {
+                r->occ_tid[r->vstart[c + 1] - rank[c].support--] = (uint32_t)r->n_tx;
+                len++;
+            }
         }
         if (len == 0)
             continue;
-        if (len <= 32) {
-            for (uint32_t i = 1; i < len; i++) {
-                uint32_t x = dst[i], j = i;
-                for (; j > 0 && dst[j - 1] > x; j--)
-                    dst[j] = dst[j - 1];
-                dst[j] = x;
-            }
-        } else {
-            qsort(dst, len, sizeof *dst, cmp_u32);
-        }
+        fill[r->n_tx] = 0;
         used += len;
         r->start[++r->n_tx] = used;
     }
-    for (size_t t = 0; t < r->n_tx; t++)
-        for (size_t k = r->start[t]; k < r->start[t + 1]; k++)
-            r->vstart[r->items[k] + 1]++;
-    for (uint32_t c = 0; c < nf; c++)
-        r->vstart[c + 1] += r->vstart[c];
-    size_t *pos = sm_alloc_array(nf ? nf : 1, sizeof *pos);
-    if (pos == NULL)
-        goto out_nomem;
-    memcpy(pos, r->vstart, nf * sizeof *pos);
-    for (size_t t = 0; t < r->n_tx; t++) {
-        const uint32_t *it = r->items + r->start[t];
-        uint32_t len = (uint32_t)(r->start[t + 1] - r->start[t]);
-        for (uint32_t j = 0; j < len; j++) {
-            tview *tv = &r->views[pos[it[j]]++];
-            tv->items = all ? it + j + 1 : it;
-            tv->len = all ? len - j - 1 : len;
-            tv->w = 1;
+    for (uint32_t c = 0; c < nf; c++) {
+        for (size_t e = r->vstart[c]; e < r->vstart[c + 1]; e++) {
+            uint32_t t = r->occ_tid[e], j = fill[t]++;
+            r->items[r->start[t] + j] = c;
+            r->occ_pos[e] = j;
         }
     }
-    sm_free(pos);
+    sm_free(fill);
     goto out;
 out_nomem:
     rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory preparing %" PRIu64 " baskets", b->n_rows);
@@ -1100,6 +1478,29 @@ out:
     return rc;
 }
 
+/* One top-level branch: the views of code u's rows, then its node. */
+static int mine_unit(worker *w, const root_db *r, uint32_t u)
+{
+    bool all = w->m->kind == SM_FIM_ALL;
+    size_t n = r->vstart[u + 1] - r->vstart[u];
+    amark mark = arena_mark(&w->ar);
+    tview *v = arena_alloc(&w->ar, (n ? n : 1) * sizeof *v);
+    if (v == NULL)
+        return SM_ERR_NOMEM;
+    const uint32_t *tid = r->occ_tid + r->vstart[u], *pos = r->occ_pos + r->vstart[u];
+    for (size_t i = 0; i < n; i++) {
+        if (i + 16 < n) /* rows are scattered over the whole database */
+            __builtin_prefetch(r->start + tid[i + 16]);
+        size_t s0 = r->start[tid[i]], s1 = r->start[tid[i] + 1];
+        v[i].items = all ? r->items + s0 + pos[i] + 1 : r->items + s0;
+        v[i].len = all ? (uint32_t)(s1 - s0) - pos[i] - 1 : (uint32_t)(s1 - s0);
+        v[i].w = 1;
+    }
+    int rc = mine_list(w, v, n, r->identity, u, r->support[u]);
+    arena_release(&w->ar, mark);
+    return rc;
+}
+
 static int worker_init(worker *w, miner *m)
 {
     memset(w, 0, sizeof *w);
@@ -1108,11 +1509,12 @@ static int worker_init(worker *w, miner *m)
     w->cnt = sm_calloc(n, sizeof *w->cnt);
     w->newcode = sm_alloc_array(n, sizeof *w->newcode);
     w->touched = sm_alloc_array(n, sizeof *w->touched);
+    w->bits = sm_calloc(n / 64 + 1, sizeof *w->bits);
     w->prefix = NULL;
     w->pe = NULL;
     w->scratch = NULL;
     w->ids = NULL;
-    if (w->cnt == NULL || w->newcode == NULL || w->touched == NULL)
+    if (w->cnt == NULL || w->newcode == NULL || w->touched == NULL || w->bits == NULL)
         return SM_ERR_NOMEM;
     return SM_OK;
 }
@@ -1131,6 +1533,7 @@ static void worker_free(worker *w)
     sm_free(w->cnt);
     sm_free(w->newcode);
     sm_free(w->touched);
+    sm_free(w->bits);
     sm_free(w->prefix);
     sm_free(w->pe);
     sm_free(w->scratch);
@@ -1169,7 +1572,7 @@ int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fim_sink_
         return SM_OK; /* nothing can be frequent */
 
     root_db r;
-    rc = root_build(baskets, (uint32_t)min_count, params->kind == SM_FIM_ALL, &r, err);
+    rc = root_build(baskets, (uint32_t)min_count, &r, err);
     if (rc != SM_OK)
         return rc;
     if (result)
@@ -1268,8 +1671,7 @@ int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fim_sink_
                     w.pelen = 0;
                     push_root_pe(&w, &r);
                     w.prefix[w.plen++] = (uint32_t)u;
-                    int urc = mine_list(&w, r.views + r.vstart[u], r.vstart[u + 1] - r.vstart[u], r.nf,
-                                        r.identity, (uint32_t)u, r.support[u]);
+                    int urc = mine_unit(&w, &r, (uint32_t)u);
                     if (urc != SM_OK && urc != STOPPED)
                         set_error(&m, urc);
                     if (atomic_load(&m.stop))

@@ -382,6 +382,10 @@ out_fail:
 
 /* --- recommendations --------------------------------------------------------------- */
 
+/* Customers scored between two appends to the result, and the entries their
+ * buffer may hold (24 MiB); fixed, so the result never depends on threads. */
+enum { REC_CHUNK_ROWS = 4096, REC_CHUNK_ENTRIES = 1 << 20 };
+
 void sm_recommend_params_init(sm_recommend_params *p)
 {
     memset(p, 0, sizeof *p);
@@ -442,16 +446,20 @@ int sm_recommend(const sm_csr *customers, const sm_rules *rules, const sm_recomm
                                     i, r->antecedent[j], ni);
     }
     uint64_t n = customers->n_rows;
-    size_t cap_entries;
-    if (!sm_mul_size((size_t)n, p->top_n, &cap_entries))
-        return sm_error_set(err, SM_ERR_OVERFLOW, "n_customers x top_n overflows");
+    /* Customers go in chunks of at most REC_CHUNK_ROWS whose top lists are
+     * appended, compacted, to the result: memory follows the recommendations
+     * made, not n_customers x top_n. No customer gets more than n_items. */
+    uint32_t top = SM_MIN(p->top_n, ni ? ni : 1);
+    size_t chunk = SM_MAX((size_t)1, SM_MIN((size_t)REC_CHUNK_ROWS, (size_t)REC_CHUNK_ENTRIES / top));
     /* Rules indexed by their first antecedent item, in rule order. */
     size_t *istart = sm_calloc((size_t)ni + 1, sizeof *istart);
     uint32_t *ilist = sm_alloc_array(nr ? nr : 1, sizeof *ilist);
-    sm_recommendation *tmp = sm_alloc_array(cap_entries ? cap_entries : 1, sizeof *tmp);
-    uint32_t *counts = sm_calloc((size_t)n + 1, sizeof *counts);
+    sm_recommendation *tmp = sm_alloc_array(chunk * top, sizeof *tmp);
+    uint32_t *counts = sm_calloc(chunk, sizeof *counts);
     sm_recommendations *recs = sm_calloc(1, sizeof *recs);
     uint64_t *offsets = sm_alloc_array((size_t)n + 1, sizeof *offsets);
+    sm_recommendation *entries = NULL;
+    size_t cap = 0;
     int rc = SM_OK;
     if (istart == NULL || ilist == NULL || tmp == NULL || counts == NULL || recs == NULL || offsets == NULL) {
         rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory");
@@ -472,10 +480,11 @@ int sm_recommend(const sm_csr *customers, const sm_rules *rules, const sm_recomm
             ilist[fill[rules->v[i].r.antecedent[0]]++] = (uint32_t)i;
         sm_free(fill);
     }
+    offsets[0] = 0;
     atomic_int failed = 0;
     int threads = p->n_threads > 0 ? p->n_threads : omp_get_max_threads();
 #pragma omp parallel num_threads(threads) default(none)                                            \
-    shared(customers, rules, p, ni, n, istart, ilist, tmp, counts, failed)
+    shared(customers, rules, p, ni, n, istart, ilist, tmp, counts, failed, top, chunk, offsets, entries, cap)
     {
         /* stamp[i] == row + 1: bought; seen[i] == row + 1: scored (best[i], by[i]) */
         uint64_t *stamp = sm_calloc((size_t)ni + 1, sizeof *stamp);
@@ -487,48 +496,73 @@ int sm_recommend(const sm_csr *customers, const sm_rules *rules, const sm_recomm
         bool ok = stamp && seen && best && by && cand && touched;
         if (!ok)
             atomic_store(&failed, 1);
-#pragma omp for schedule(dynamic, 256)
-        for (uint64_t row = 0; row < n; row++) {
-            if (!ok)
-                continue;
-            uint64_t tag = row + 1;
-            const sm_item_id *bought = customers->items + customers->offsets[row];
-            size_t nb = (size_t)(customers->offsets[row + 1] - customers->offsets[row]);
-            for (size_t k = 0; k < nb; k++)
-                stamp[bought[k]] = tag;
-            uint32_t nt = 0;
-            for (size_t k = 0; k < nb; k++) {
-                for (size_t q = istart[bought[k]]; q < istart[bought[k] + 1]; q++) {
-                    uint32_t ri = ilist[q];
-                    const sm_rule *r = &rules->v[ri].r;
-                    uint32_t j = 1;
-                    while (j < r->n_antecedent && stamp[r->antecedent[j]] == tag)
-                        j++;
-                    if (j < r->n_antecedent)
-                        continue;
-                    double s = rule_score(r, p->score);
-                    for (uint32_t c = 0; c < r->n_consequent; c++) {
-                        sm_item_id it = r->consequent[c];
-                        if (stamp[it] == tag)
+        /* Every thread walks the same chunks: the worksharing loop and the
+         * append below are met by all of them, in the same order. */
+        for (uint64_t c0 = 0; c0 < n; c0 += chunk) {
+            uint64_t c1 = SM_MIN(n, c0 + chunk);
+#pragma omp for schedule(dynamic, 64)
+            for (uint64_t row = c0; row < c1; row++) {
+                if (!ok || atomic_load_explicit(&failed, memory_order_relaxed))
+                    continue;
+                uint64_t tag = row + 1;
+                const sm_item_id *bought = customers->items + customers->offsets[row];
+                size_t nb = (size_t)(customers->offsets[row + 1] - customers->offsets[row]);
+                for (size_t k = 0; k < nb; k++)
+                    stamp[bought[k]] = tag;
+                uint32_t nt = 0;
+                for (size_t k = 0; k < nb; k++) {
+                    for (size_t q = istart[bought[k]]; q < istart[bought[k] + 1]; q++) {
+                        uint32_t ri = ilist[q];
+                        const sm_rule *r = &rules->v[ri].r;
+                        uint32_t j = 1;
+                        while (j < r->n_antecedent && stamp[r->antecedent[j]] == tag)
+                            j++;
+                        if (j < r->n_antecedent)
                             continue;
-                        if (seen[it] != tag) {
-                            seen[it] = tag;
-                            best[it] = s;
-                            by[it] = ri;
-                            touched[nt++] = it;
-                        } else if (s > best[it] || (s == best[it] && ri < by[it])) {
-                            best[it] = s;
-                            by[it] = ri;
+                        double s = rule_score(r, p->score);
+                        for (uint32_t c = 0; c < r->n_consequent; c++) {
+                            sm_item_id it = r->consequent[c];
+                            if (stamp[it] == tag)
+                                continue;
+                            if (seen[it] != tag) {
+                                seen[it] = tag;
+                                best[it] = s;
+                                by[it] = ri;
+                                touched[nt++] = it;
+                            } else if (s > best[it] || (s == best[it] && ri < by[it])) {
+                                best[it] = s;
+                                by[it] = ri;
+                            }
                         }
                     }
                 }
+                for (uint32_t i = 0; i < nt; i++)
+                    cand[i] = (sm_recommendation){touched[i], best[touched[i]], by[touched[i]]};
+                qsort(cand, nt, sizeof *cand, rec_cmp);
+                uint32_t keep = SM_MIN(nt, top);
+                memcpy(tmp + (row - c0) * top, cand, keep * sizeof *cand);
+                counts[row - c0] = keep;
             }
-            for (uint32_t i = 0; i < nt; i++)
-                cand[i] = (sm_recommendation){touched[i], best[touched[i]], by[touched[i]]};
-            qsort(cand, nt, sizeof *cand, rec_cmp);
-            uint32_t keep = SM_MIN(nt, p->top_n);
-            memcpy(tmp + row * p->top_n, cand, keep * sizeof *cand);
-            counts[row] = keep;
+#pragma omp single
+            if (!atomic_load(&failed)) {
+                for (uint64_t row = c0; row < c1; row++)
+                    offsets[row + 1] = offsets[row] + counts[row - c0];
+                if (offsets[c1] > cap) {
+                    size_t grown = SM_MAX((size_t)offsets[c1], 2 * cap);
+                    sm_recommendation *e = sm_realloc_array(entries, grown, sizeof *e);
+                    if (e == NULL) {
+                        atomic_store(&failed, 1);
+                    } else {
+                        entries = e;
+                        cap = grown;
+                    }
+                }
+                if (!atomic_load(&failed)) {
+                    for (uint64_t row = c0; row < c1; row++)
+                        if (counts[row - c0] != 0) /* entries may still be NULL */
+                            memcpy(entries + offsets[row], tmp + (row - c0) * top, counts[row - c0] * sizeof *tmp);
+                }
+            }
         }
         sm_free(stamp);
         sm_free(seen);
@@ -541,27 +575,29 @@ int sm_recommend(const sm_csr *customers, const sm_rules *rules, const sm_recomm
         rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory");
         goto out;
     }
-    offsets[0] = 0;
-    for (uint64_t row = 0; row < n; row++)
-        offsets[row + 1] = offsets[row] + counts[row];
-    for (uint64_t row = 0; row < n; row++) /* compact in place: destinations never pass sources */
-        memmove(tmp + offsets[row], tmp + row * p->top_n, counts[row] * sizeof *tmp);
-    {
-        sm_recommendation *entries = sm_realloc_array(tmp, offsets[n] ? offsets[n] : 1, sizeof *tmp);
-        if (entries != NULL)
-            tmp = entries;
+    if (entries == NULL) { /* no recommendation at all: still a valid array */
+        entries = sm_alloc_array(1, sizeof *entries);
+        if (entries == NULL) {
+            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    } else if (cap > offsets[n]) { /* give back the growth slack */
+        sm_recommendation *e = sm_realloc_array(entries, offsets[n], sizeof *e);
+        if (e != NULL)
+            entries = e;
     }
     recs->n_customers = n;
     recs->offsets = offsets;
-    recs->entries = tmp;
+    recs->entries = entries;
     *out = recs;
     recs = NULL;
     offsets = NULL;
-    tmp = NULL;
+    entries = NULL;
 out:
     sm_free(istart);
     sm_free(ilist);
     sm_free(tmp);
+    sm_free(entries);
     sm_free(counts);
     sm_free(offsets);
     sm_free(recs);

@@ -435,6 +435,14 @@ START_TEST(edge_invalid_parameters)
     p.kind = (sm_fim_kind)7;
     ck_assert_int_eq(sm_fim_params_check(&p, &err), SM_ERR_INVALID_ARG);
     ck_assert_str_eq(err.field, "kind");
+    /* Malformed rows are refused rather than read out of bounds. */
+    sm_fim_params_init(&p);
+    p.min_support = 1;
+    p.support_is_count = true;
+    uint64_t off_late[] = {1, 2, 3}, off_back[] = {0, 2, 1};
+    sm_csr late = {2, 2, off_late, d.items}, back = {2, 2, off_back, d.items};
+    ck_assert_int_eq(sm_fim_mine(&late, &p, NULL, NULL, NULL, &err), SM_ERR_INVALID_ARG);
+    ck_assert_int_eq(sm_fim_mine(&back, &p, NULL, NULL, NULL, &err), SM_ERR_INVALID_ARG);
 }
 END_TEST
 
@@ -633,6 +641,222 @@ static int hash_sink(void *user, const sm_item_id *items, uint32_t len, sm_count
     return 0;
 }
 
+/* --- a second reference: Eclat over sorted tid-lists, for databases too big for Apriori --- */
+
+typedef struct big_db {
+    uint64_t n;
+    uint32_t n_items;
+    uint64_t *offsets;
+    sm_item_id *items;
+    size_t cap;
+} big_db;
+
+static void big_add_row(big_db *d, const bool *in, uint32_t m)
+{
+    uint64_t end = d->offsets[d->n];
+    for (uint32_t i = 0; i < m; i++) {
+        if (!in[i])
+            continue;
+        if (end + 1 > d->cap) {
+            d->cap = d->cap ? 2 * d->cap : 4096;
+            d->items = realloc(d->items, d->cap * sizeof *d->items);
+        }
+        d->items[end++] = i;
+    }
+    d->offsets[++d->n] = end;
+}
+
+static void big_init(big_db *d, uint64_t rows, uint32_t m)
+{
+    memset(d, 0, sizeof *d);
+    d->n_items = m;
+    d->offsets = calloc(rows + 1, sizeof *d->offsets);
+}
+
+static void big_free(big_db *d)
+{
+    free(d->offsets);
+    free(d->items);
+}
+
+/* Extends `prefix` by each of the nc candidates (ascending ids, their row
+ * lists), recursing on pairwise intersections; every itemset is collected. */
+static void eclat_rec(sm_item_id *prefix, uint32_t plen, const sm_item_id *ci, uint32_t **ct, const uint32_t *cn,
+                      uint32_t nc, sm_count minc, uint32_t max_len, iset_list *out)
+{
+    for (uint32_t a = 0; a < nc; a++) {
+        prefix[plen] = ci[a];
+        collect(out, prefix, plen + 1, cn[a]);
+        if (plen + 1 >= max_len)
+            continue;
+        sm_item_id *ni = malloc((nc + 1) * sizeof *ni);
+        uint32_t **nt = malloc((nc + 1) * sizeof *nt);
+        uint32_t *nn = malloc((nc + 1) * sizeof *nn);
+        uint32_t k = 0;
+        for (uint32_t b = a + 1; b < nc; b++) {
+            uint32_t *x = malloc((cn[a] + 1) * sizeof *x), n = 0;
+            for (uint32_t i = 0, j = 0; i < cn[a] && j < cn[b];) {
+                if (ct[a][i] < ct[b][j])
+                    i++;
+                else if (ct[a][i] > ct[b][j])
+                    j++;
+                else {
+                    x[n++] = ct[a][i];
+                    i++;
+                    j++;
+                }
+            }
+            if (n >= minc) {
+                ni[k] = ci[b];
+                nt[k] = x;
+                nn[k++] = n;
+            } else {
+                free(x);
+            }
+        }
+        eclat_rec(prefix, plen + 1, ni, nt, nn, k, minc, max_len, out);
+        for (uint32_t i = 0; i < k; i++)
+            free(nt[i]);
+        free(ni);
+        free(nt);
+        free(nn);
+    }
+}
+
+static void eclat(const big_db *d, sm_count minc, uint32_t max_len, iset_list *out)
+{
+    uint32_t m = d->n_items;
+    uint32_t **t = calloc(m, sizeof *t), *n = calloc(m, sizeof *n);
+    for (uint64_t r = 0; r < d->n; r++)
+        for (uint64_t k = d->offsets[r]; k < d->offsets[r + 1]; k++) {
+            sm_item_id i = d->items[k];
+            t[i] = realloc(t[i], (n[i] + 1) * sizeof *t[i]);
+            t[i][n[i]++] = (uint32_t)r;
+        }
+    sm_item_id *ci = malloc(m * sizeof *ci);
+    uint32_t **ct = malloc(m * sizeof *ct), *cn = malloc(m * sizeof *cn), k = 0;
+    for (uint32_t i = 0; i < m; i++)
+        if (n[i] >= minc) {
+            ci[k] = i;
+            ct[k] = t[i];
+            cn[k++] = n[i];
+        }
+    sm_item_id prefix[16];
+    eclat_rec(prefix, 0, ci, ct, cn, k, minc, max_len < 16 ? max_len : 16, out);
+    for (uint32_t i = 0; i < m; i++)
+        free(t[i]);
+    free(t);
+    free(n);
+    free(ci);
+    free(ct);
+    free(cn);
+}
+
+/* Kind all, sink and counting, against Eclat, on 1..8 threads; the stream is
+ * identical whatever the thread count. */
+static void check_against_eclat(const big_db *d, sm_count minc, uint32_t max_len, const char *what)
+{
+    sm_csr c = {d->n, d->n_items, d->offsets, d->items};
+    iset_list want = {0};
+    eclat(d, minc, max_len, &want);
+    stream_hash ref = {0, 0};
+    const int threads[] = {1, 2, 3, 8};
+    for (size_t t = 0; t < 4; t++) {
+        sm_fim_params p;
+        sm_fim_params_init(&p);
+        p.min_support = (double)minc;
+        p.support_is_count = true;
+        p.max_len = max_len;
+        p.n_threads = threads[t];
+        if (t == 0) {
+            iset_list got = {0};
+            sm_fim_result res;
+            sm_error err;
+            int rc = sm_fim_mine(&c, &p, collect, &got, &res, &err);
+            ck_assert_msg(rc == SM_OK, "%s: %s", what, err.msg);
+            expect_same(&got, &want, what);
+            free(got.v);
+        }
+        stream_hash s = {1469598103934665603ull, 0};
+        ck_assert_int_eq(sm_fim_mine(&c, &p, hash_sink, &s, NULL, NULL), SM_OK);
+        if (t == 0)
+            ref = s;
+        ck_assert_uint_eq(s.n, want.n);
+        ck_assert_uint_eq(s.h, ref.h);
+        sm_fim_result cnt;
+        ck_assert_int_eq(sm_fim_mine(&c, &p, NULL, NULL, &cnt, NULL), SM_OK);
+        ck_assert_msg(cnt.n_itemsets == want.n, "%s, %d threads: counted %llu, reference %zu", what, threads[t],
+                      (unsigned long long)cnt.n_itemsets, want.n);
+    }
+    free(want.v);
+}
+
+/* Sparse baskets with skewed item frequencies (the shape of retail and
+ * T10I4D100K), plus a repeated basket: branches with more than 64 frequent
+ * items take the pair-count path, their children the mask path, several
+ * levels deep. */
+static void big_sparse(big_db *d, uint64_t seed, uint64_t rows)
+{
+    big_init(d, rows, 160);
+    sm_rng rng;
+    sm_rng_init(&rng, seed, 2);
+    bool in[160];
+    for (uint64_t r = 0; r < rows; r++) {
+        memset(in, 0, sizeof in);
+        if (r % 50 == 49) { /* merged transactions */
+            for (uint32_t i = 0; i < 6; i++)
+                in[3 * i + 1] = true;
+        } else {
+            uint32_t len = 2 + sm_rng_below(&rng, 14);
+            for (uint32_t k = 0; k < len; k++) {
+                double x = sm_rng_uniform(&rng);
+                in[(uint32_t)(160 * x * x)] = true; /* low ids are frequent */
+            }
+        }
+        big_add_row(d, in, 160);
+    }
+}
+
+START_TEST(agrees_with_eclat_on_sparse_databases)
+{
+    for (uint64_t seed = sm_test_seed(31); seed < sm_test_seed(31) + 3; seed++) {
+        big_db d;
+        big_sparse(&d, seed, 3000);
+        char what[96];
+        snprintf(what, sizeof what, "sparse seed %llu minc 3", (unsigned long long)seed);
+        check_against_eclat(&d, 3, SM_FIM_NO_MAX_LEN, what);
+        snprintf(what, sizeof what, "sparse seed %llu minc 8 max_len 2", (unsigned long long)seed);
+        check_against_eclat(&d, 8, 2, what);
+        snprintf(what, sizeof what, "sparse seed %llu minc 2 max_len 3", (unsigned long long)seed);
+        check_against_eclat(&d, 2, 3, what);
+        big_free(&d);
+    }
+}
+END_TEST
+
+/* A dense block of 90 items in 22 baskets beside sparse ones: children with
+ * more than 64 items to extend with (an ordinary list node below the pair
+ * counts), bounded by max_len so that the reference stays small. */
+START_TEST(agrees_with_eclat_in_wide_nodes)
+{
+    big_db d;
+    big_init(&d, 62, 140);
+    sm_rng rng;
+    sm_rng_init(&rng, sm_test_seed(41), 3);
+    bool in[140];
+    for (uint64_t r = 0; r < 62; r++) {
+        for (uint32_t i = 0; i < 140; i++) {
+            double p = r < 22 ? (i < 90 ? 0.7 : 0.0) : (i < 90 ? 0.02 : 0.08);
+            in[i] = sm_rng_uniform(&rng) < p;
+        }
+        big_add_row(&d, in, 140);
+    }
+    check_against_eclat(&d, 2, 3, "dense block, max_len 3");
+    check_against_eclat(&d, 4, 2, "dense block, max_len 2");
+    big_free(&d);
+}
+END_TEST
+
 START_TEST(determinism_across_threads)
 {
     static db d;
@@ -692,8 +916,13 @@ START_TEST(oom_loop)
 {
     static db d;
     db_random(&d, sm_test_seed(2), 120, 80, 0.12); /* > 64 items: list nodes too */
-    sm_csr c = db_csr(&d);
-    for (int sinked = 0; sinked < 2; sinked++) {
+    big_db sparse;
+    big_sparse(&sparse, sm_test_seed(2), 1000); /* pair counts at minsup 2 */
+    for (int run = 0; run < 4; run++) {
+        int sinked = run & 1;
+        sm_csr c = db_csr(&d);
+        if (run >= 2)
+            c = (sm_csr){sparse.n, sparse.n_items, sparse.offsets, sparse.items};
         for (uint64_t n = 1;; n++) {
             sm_fim_params p;
             sm_fim_params_init(&p);
@@ -715,6 +944,7 @@ START_TEST(oom_loop)
             ck_assert_uint_lt(n, 100000);
         }
     }
+    big_free(&sparse);
 }
 END_TEST
 
@@ -996,6 +1226,23 @@ START_TEST(rules_groceries_arules_figures)
         if (ref == NULL) {
             ref = recs;
             ck_assert_uint_gt(ref->offsets[ref->n_customers], 1000);
+            /* Customers are scored in chunks (4096): a customer on either
+             * side of a boundary gets what it gets alone. */
+            const uint64_t rows[] = {0, 4095, 4096, 4097, 8191, 8192, b->csr.n_rows - 1};
+            for (size_t q = 0; q < SM_ARRAY_LEN(rows); q++) {
+                uint64_t r = rows[q], off[2] = {0, b->csr.offsets[r + 1] - b->csr.offsets[r]};
+                sm_csr one = {1, b->csr.n_items, off, b->csr.items + b->csr.offsets[r]};
+                sm_recommendations *alone;
+                ck_assert_int_eq(sm_recommend(&one, rules, &qp, &alone, NULL), SM_OK);
+                ck_assert_uint_eq(alone->offsets[1], ref->offsets[r + 1] - ref->offsets[r]);
+                for (uint64_t i = 0; i < alone->offsets[1]; i++) {
+                    const sm_recommendation *x = &alone->entries[i], *y = &ref->entries[ref->offsets[r] + i];
+                    ck_assert_uint_eq(x->item, y->item);
+                    ck_assert_uint_eq(x->rule, y->rule);
+                    ck_assert(memcmp(&x->score, &y->score, sizeof(double)) == 0);
+                }
+                sm_recommendations_destroy(alone);
+            }
             continue;
         }
         ck_assert_int_eq(memcmp(recs->offsets, ref->offsets, (ref->n_customers + 1) * sizeof *ref->offsets), 0);
@@ -1061,6 +1308,8 @@ static Suite *fim_suite(void)
     tcase_add_test(core, agrees_with_apriori_on_random_databases);
     tcase_add_test(core, agrees_with_apriori_beyond_64_items);
     tcase_add_test(core, closed_and_maximal_satisfy_definitions);
+    tcase_add_test(core, agrees_with_eclat_on_sparse_databases);
+    tcase_add_test(core, agrees_with_eclat_in_wide_nodes);
     suite_add_tcase(s, core);
     TCase *edge = tcase_create("edge");
     tcase_add_test(edge, edge_thresholds);

@@ -9,7 +9,9 @@
  * switch to 64-bit transaction masks once at most 64 items remain, and items
  * contained in every transaction of a conditional database (perfect
  * extensions) are hoisted out and, when only counting, counted as 2^m subsets.
- * Top-level prefixes run in parallel; the itemsets reach the sink in one
+ * For all frequent itemsets, pair counts per node spare the leaves a database
+ * (FP-growth*'s FP-array), and counting alone sums small subtrees from their
+ * pattern weights. Top-level prefixes run in parallel; the itemsets reach the sink in one
  * canonical order whatever the thread count.
  */
 #ifndef SEGMINT_FIM_H
@@ -109,7 +111,15 @@ SM_API int sm_fim_mine(const sm_csr *baskets, const sm_fim_params *params, sm_fi
 
 /* --- a table of itemsets (for rules) ------------------------------------------ */
 
-/** Frequent itemsets held in memory with their supports, searchable by content. */
+/**
+ * Frequent itemsets held in memory with their supports, searchable by content.
+ * Unlike the miner, this table holds everything it is given: about 40 to 110
+ * bytes per itemset at peak (records of 12 + 4 len bytes, a hash of 8-byte
+ * slots kept at most half full, and doubling growth); mushroom at 5%, 3.76M
+ * itemsets, peaks at 264 MiB. Rules need it (every subset's support), so
+ * rule generation is bounded by the number of frequent itemsets: raise the
+ * support or set max_len when that number is large.
+ */
 typedef struct sm_itemsets sm_itemsets;
 
 /** Creates an empty table. @return SM_OK or SM_ERR_NOMEM. */
@@ -183,6 +193,7 @@ typedef struct sm_rules sm_rules;
  * descending; ties broken by support, then confidence (both descending),
  * then antecedent and consequent item ids (ascending, lexicographic), so the
  * order is total and reproducible.
+ * Memory: the table itself (see sm_itemsets) plus the rules kept.
  * @param[in] itemsets  the frequent itemsets of n_baskets baskets
  * @return SM_OK, SM_ERR_INVALID_ARG, SM_ERR_NOMEM, or SM_ERR_INVALID_STATE
  *         when a subset of a held itemset is missing (not a kind-all table).
@@ -236,8 +247,10 @@ typedef struct sm_recommendations {
  * score confidence x lift (or the measure chosen). An item's score is the
  * best over the applicable rules, and its justifying rule is the first rule
  * (in `rules` order) reaching that score. The top_n items by score
- * (descending; ties by item id ascending) are kept. Parallel over customers;
- * the result does not depend on n_threads.
+ * (descending; ties by item id ascending) are kept. Parallel over customers,
+ * scored in chunks of 4096 whose lists are appended compacted, so memory is
+ * the recommendations made plus one chunk's buffer (at most 24 MiB), not
+ * n_customers x top_n; the result does not depend on n_threads.
  * @return SM_OK, SM_ERR_INVALID_ARG (top_n 0, an item id >= customers->n_items
  *         in a rule), SM_ERR_NOMEM.
  */
