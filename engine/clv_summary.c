@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "engine/matrix_io.h"
 #include "kernels/core.h"
 #include "storage/csv.h"
 
@@ -67,37 +68,6 @@ static int column_kind(const char *name)
         if (strlen(names[k].name) == len && strncasecmp(names[k].name, name, len) == 0)
             return names[k].kind;
     return -1;
-}
-
-/* Parses a finite double filling the whole field (blanks around allowed),
- * without locale dependence beyond the C locale the library never changes. */
-static int parse_number(const char *text, double *out, const char **why)
-{
-    while (*text == ' ' || *text == '\t')
-        text++;
-    if (*text == '\0') {
-        *why = "empty value (missing values are not accepted)";
-        return SM_ERR_PARSE;
-    }
-    errno = 0;
-    char *end;
-    double value = strtod(text, &end);
-    while (*end == ' ' || *end == '\t')
-        end++;
-    if (end == text || *end != '\0') {
-        *why = "not a number";
-        return SM_ERR_PARSE;
-    }
-    if (isnan(value)) {
-        *why = "value is NaN (missing values are not accepted)";
-        return SM_ERR_NUMERIC;
-    }
-    if (isinf(value) || (errno == ERANGE && fabs(value) > 1.0)) {
-        *why = "value is infinite or too large";
-        return SM_ERR_NUMERIC;
-    }
-    *out = value;
-    return SM_OK;
 }
 
 typedef struct grow {
@@ -220,7 +190,7 @@ int sm_summary_read(const char *path, sm_summary_table *out, sm_error *err)
             if (col[kind] < 0)
                 continue;
             const char *why;
-            int prc = parse_number(rec.fields[col[kind]], &dest[kind][g.n], &why);
+            int prc = sm_parse_number(rec.fields[col[kind]], &dest[kind][g.n], &why);
             if (prc != SM_OK) {
                 rc = sm_error_set_at(err, prc, path, rec.line, (uint32_t)col[kind] + 1,
                                      column_label[kind], "%s: '%.40s'", why,

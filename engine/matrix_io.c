@@ -19,7 +19,7 @@
 #include "kernels/core.h"
 #include "storage/csv.h"
 
-int sm_parse_float32(const char *text, float *out, const char **why)
+int sm_parse_number(const char *text, double *out, const char **why)
 {
     while (*text == ' ' || *text == '\t')
         text++;
@@ -44,6 +44,16 @@ int sm_parse_float32(const char *text, float *out, const char **why)
         *why = "value is infinite or too large for float64";
         return SM_ERR_NUMERIC;
     }
+    *out = value;
+    return SM_OK;
+}
+
+int sm_parse_float32(const char *text, float *out, const char **why)
+{
+    double value;
+    int rc = sm_parse_number(text, &value, why);
+    if (rc != SM_OK)
+        return rc;
     if (fabs(value) > FLT_MAX) {
         *why = "value is too large for float32";
         return SM_ERR_NUMERIC;

@@ -59,6 +59,12 @@ int sm_matrix_column_flags(const sm_matrix *m, const char *list, const char *wha
 /* Index of the column called `name`, or -1. */
 int sm_matrix_find_column(const sm_matrix *m, const char *name);
 
+/* Parses a finite double filling the whole field (blanks around it
+ * allowed), locale-free: SM_OK, or SM_ERR_PARSE (empty, not a number) /
+ * SM_ERR_NUMERIC (NaN, infinite or beyond double) with `why` set to a static
+ * explanation that tells NaN and infinity apart (B5). */
+int sm_parse_number(const char *text, double *out, const char **why);
+
 /* Parses a float32 the way the matrix reader does, for other readers: the
  * whole text must be a finite number within float32 range. Returns SM_OK,
  * or SM_ERR_NUMERIC / SM_ERR_PARSE with `why` set to a static explanation. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/cli/cli.h"
+#include "engine/output.h"
 #include "segmint/store.h"
 #include "storage/fields.h"
 
@@ -27,26 +28,6 @@ static int run(int argc, char **argv);
 
 const sm_cli_command sm_cmd_info = {"info", "show what a store holds", usage, run};
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (*p < 0x20 || *p == 0x7F)
-                fprintf(f, "\\u%04x", *p);
-            else
-                fputc(*p, f);
-        }
-    }
-    fputc('"', f);
-}
-
 /* An amount in minor units as an exact decimal: 974774793 at scale 100 -> 9747747.93 */
 static void format_amount(char *buf, size_t cap, int64_t minor, uint32_t scale)
 {
@@ -65,19 +46,6 @@ static void format_amount(char *buf, size_t cap, int64_t minor, uint32_t scale)
              fraction);
 }
 
-static void format_count(char *buf, size_t cap, uint64_t v)
-{
-    char digits[32];
-    int n = snprintf(digits, sizeof digits, "%" PRIu64, v);
-    size_t w = 0;
-    for (int i = 0; i < n && w + 2 < cap; i++) {
-        if (i > 0 && (n - i) % 3 == 0)
-            buf[w++] = ',';
-        buf[w++] = digits[i];
-    }
-    buf[w] = '\0';
-}
-
 static void print_json(const sm_store *store, const sm_store_info *info, const sm_store_source *sources,
                        size_t n_sources)
 {
@@ -87,7 +55,7 @@ static void print_json(const sm_store *store, const sm_store_info *info, const s
     format_amount(amount, sizeof amount, info->total_amount, info->money_scale);
     format_amount(customer_amount, sizeof customer_amount, info->customer_amount, info->money_scale);
     printf("{\"store\":");
-    json_string(stdout, sm_store_path(store));
+    sm_json_put_string(stdout, sm_store_path(store));
     printf(",\"schema_version\":%" PRIu32, info->schema_version);
     printf(",\"rows\":%" PRIu64 ",\"rejected\":%" PRIu64, info->rows, info->rejected);
     printf(",\"customers\":%" PRIu32 ",\"items\":%" PRIu32 ",\"baskets\":%" PRIu64, info->customers, info->items,
@@ -111,14 +79,14 @@ static void print_json(const sm_store *store, const sm_store_info *info, const s
         char when[32];
         sm_format_time_iso(s->imported_at, when);
         printf("%s{\"path\":", i ? "," : "");
-        json_string(stdout, s->path);
+        sm_json_put_string(stdout, s->path);
         printf(",\"format\":");
-        json_string(stdout, s->format);
+        sm_json_put_string(stdout, s->format);
         printf(",\"sha256\":\"%s\",\"bytes\":%" PRIu64 ",\"rows\":%" PRIu64 ",\"rejected\":%" PRIu64
                ",\"import_id\":%" PRIu32 ",\"imported_at\":\"%s\",\"rejects_file\":",
                s->sha256, s->bytes, s->rows, s->rejected, s->import_id, when);
         if (s->rejects_path[0])
-            json_string(stdout, s->rejects_path);
+            sm_json_put_string(stdout, s->rejects_path);
         else
             printf("null");
         printf("}");
@@ -132,19 +100,19 @@ static void print_text(const sm_store *store, const sm_store_info *info, const s
     char a[48], b[48], c[48], d[48];
     printf("store          %s\n", sm_store_path(store));
     printf("schema         version %" PRIu32 "\n", info->schema_version);
-    format_count(a, sizeof a, info->rows);
-    format_count(b, sizeof b, info->rows_without_customer);
-    format_count(c, sizeof c, info->returns);
-    format_count(d, sizeof d, info->future_rows);
+    sm_cli_format_count(a, sizeof a, info->rows);
+    sm_cli_format_count(b, sizeof b, info->rows_without_customer);
+    sm_cli_format_count(c, sizeof c, info->returns);
+    sm_cli_format_count(d, sizeof d, info->future_rows);
     printf("rows           %s (%s without customer, %s returns, %s future-dated)\n", a, b, c, d);
-    format_count(a, sizeof a, info->rejected);
+    sm_cli_format_count(a, sizeof a, info->rejected);
     printf("rejected       %s\n", a);
-    format_count(a, sizeof a, info->customers);
+    sm_cli_format_count(a, sizeof a, info->customers);
     printf("customers      %s\n", a);
-    format_count(a, sizeof a, info->items);
+    sm_cli_format_count(a, sizeof a, info->items);
     printf("items          %s\n", a);
-    format_count(a, sizeof a, info->baskets);
-    format_count(b, sizeof b, info->basket_items);
+    sm_cli_format_count(a, sizeof a, info->baskets);
+    sm_cli_format_count(b, sizeof b, info->basket_items);
     printf("baskets        %s (%s distinct items in all)\n", a, b);
     if (info->has_time) {
         sm_format_time_iso(info->first_time, a);
@@ -165,8 +133,8 @@ static void print_text(const sm_store *store, const sm_store_info *info, const s
            info->imports, info->imports == 1 ? "" : "s");
     for (size_t i = 0; i < n_sources; i++) {
         const sm_store_source *s = &sources[i];
-        format_count(a, sizeof a, s->rows);
-        format_count(b, sizeof b, s->rejected);
+        sm_cli_format_count(a, sizeof a, s->rows);
+        sm_cli_format_count(b, sizeof b, s->rejected);
         sm_format_time_iso(s->imported_at, c);
         printf("  #%-3" PRIu32 " %s (%s) %s rows, %s rejected, sha256 %.12s, %s\n", s->import_id, s->path, s->format,
                a, b, s->sha256, c);

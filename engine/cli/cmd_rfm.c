@@ -384,8 +384,6 @@ static int store_run(sm_store *store, const rfm_args *a, int64_t as_of, const sm
     return rc;
 }
 
-/* BG/NBD + Gamma-Gamma in days as of the date; per store customer: P(alive)
- * and CLV (a first purchase on the as-of day is a new customer). */
 static int run_rfm(int argc, char **argv)
 {
     if (sm_cli_wants_help(&sm_cmd_rfm, argc, argv))
