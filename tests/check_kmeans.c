@@ -308,6 +308,22 @@ START_TEST(two_separated_blobs_by_hand)
 }
 END_TEST
 
+/* The rule in kernels/kmeans.c: Hamerly's bounds pay off up to d = 16, the
+ * fused Lloyd tile above; "auto" must resolve, and say what it ran. */
+START_TEST(auto_picks_hamerly_for_small_d_and_lloyd_above)
+{
+    ck_assert_int_eq(sm_kmeans_auto_algorithm(1000000, 4, 10), SM_KMEANS_HAMERLY);
+    ck_assert_int_eq(sm_kmeans_auto_algorithm(1000000, 16, 64), SM_KMEANS_HAMERLY);
+    ck_assert_int_eq(sm_kmeans_auto_algorithm(1000000, 17, 8), SM_KMEANS_LLOYD);
+    ck_assert_int_eq(sm_kmeans_auto_algorithm(200000, 128, 256), SM_KMEANS_LLOYD);
+    const float x[] = {0, 0, 0, 1, 1, 0, 1, 1, 10, 10, 10, 11, 11, 10, 11, 11};
+    sm_kmeans_params p = params_for(8, 2, 2);
+    fit_out o = fit(&p, x, NULL);
+    ck_assert_int_eq(o.res.algorithm, SM_KMEANS_HAMERLY);
+    fit_out_free(&o);
+}
+END_TEST
+
 START_TEST(k_one_is_the_mean)
 {
     size_t n = 5000, d = 3;
@@ -832,6 +848,7 @@ static Suite *kmeans_suite(void)
     tcase_add_test(core, kernels_match_naive_loops);
     tcase_add_test(core, k_equals_n_returns_the_points);
     tcase_add_test(core, two_separated_blobs_by_hand);
+    tcase_add_test(core, auto_picks_hamerly_for_small_d_and_lloyd_above);
     tcase_add_test(core, k_one_is_the_mean);
     tcase_add_test(core, empty_cluster_takes_the_farthest_point);
     tcase_add_test(core, lloyd_matches_naive_reference);
