@@ -70,6 +70,28 @@ head -1 "$tmp/e.jsonl" | grep -q '"cross_sell":\[' || fail "jsonl cross_sell is 
 "$segmint" diff --store "$tmp/store" --run 1 --run 2 --json > "$tmp/diff.json"
 grep -q '"segments_matched_by_centres":true' "$tmp/diff.json" || fail "segments not matched: $(head -c 300 "$tmp/diff.json")"
 "$segmint" diff --store "$tmp/store" --run 1 --run 2 | grep -q "value tiers:" || fail "diff text"
+# the migration counts are what a join of the two exports gives, through the
+# mapping of run 2's segments onto run 1's ids that diff reports
+"$segmint" export --store "$tmp/store" --run 2 --out "$tmp/e_run2.csv"
+if [ -x /usr/bin/python3 ]; then
+  /usr/bin/python3 - "$tmp/diff.json" "$tmp/e1.csv" "$tmp/e_run2.csv" <<'PY' || fail "diff counts disagree with the exports"
+import csv, json, sys
+d = json.load(open(sys.argv[1]))
+a = {r["customer_id"]: r for r in csv.DictReader(open(sys.argv[2]))}
+b = {r["customer_id"]: r for r in csv.DictReader(open(sys.argv[3]))}
+to_a = {m["b"]: m["a"] for m in d["migration"] and d["segment_mapping"]}
+seg, tiers = d["migration"]["segments"], d["migration"]["value_tiers"]
+ka, tier_ids = len(seg["from"]) - 1, {t: i for i, t in enumerate(tiers["from"])}
+want_seg = [[0] * len(seg["to"]) for _ in seg["from"]]
+want_tier = [[0] * 4 for _ in range(4)]
+for c in a.keys() & b.keys():
+    want_seg[int(a[c]["segment"])][to_a[int(b[c]["segment"])]] += 1
+    want_tier[tier_ids[a[c]["value_tier"]]][tier_ids[b[c]["value_tier"]]] += 1
+assert sorted(to_a.values()) == list(range(len(to_a))), to_a  # a permutation
+assert seg["counts"] == want_seg, (seg["counts"], want_seg)
+assert tiers["counts"] == want_tier, (tiers["counts"], want_tier)
+PY
+fi
 
 # --dry-run prints a configuration that parses back to itself
 "$segmint" run --dry-run --set kmeans.k=6 --set anomaly.contamination=0.02 > "$tmp/run.conf"

@@ -477,7 +477,9 @@ static int run_bgnbd(const clv_args *a, store_ctx *sc, const sm_summary_table *t
 {
     sm_clv_job_options jo = {.unit = a->unit, .months = (uint32_t)a->horizon,
                              .discount = a->discount, .margin = a->margin,
-                             .n_threads = a->threads, .progress = *progress};
+                             .n_threads = a->threads, .progress = *progress,
+                             /* a BG/NBD fit is worth reporting even when spend cannot be modelled */
+                             .gg_optional = true};
     sm_clv_job j;
     int rc = sm_clv_job_run(t, &jo, &j, err);
     sm_cli_progress_end(bar); /* before anything is printed */
@@ -485,6 +487,9 @@ static int run_bgnbd(const clv_args *a, store_ctx *sc, const sm_summary_table *t
         return rc;
     if (j.have_gg)
         print_gg_warnings(&j.gg);
+    else if (j.gg_note[0] != '\0' && t->monetary != NULL)
+        fprintf(stderr, "segmint clv: warning: no Gamma-Gamma spend model (%s); CLV is left out, "
+                        "P(alive) and expected purchases are reported\n", j.gg_note);
     columns c = {j.p_alive, j.expected, j.spend, j.clv};
     size_t n = t->n;
     if (a->out != NULL && (rc = write_results(a, t, &c, err)) != SM_OK)

@@ -137,7 +137,8 @@ static bool match_segments(const sm_run_loaded *a, const sm_run_loaded *b, uint3
 }
 
 typedef struct matrix {
-    const char *title;
+    const char *title;                    /* for people */
+    const char *key;                      /* for JSON consumers: an identifier */
     uint32_t rows, cols;
     const char **row_names, **col_names; /* last row/col is "none" */
     uint64_t *count;                      /* (rows) x (cols) */
@@ -146,7 +147,7 @@ typedef struct matrix {
 static void print_matrix(const matrix *m, bool json, bool first)
 {
     if (json) {
-        printf("%s\"%s\":{\"from\":[", first ? "" : ",", m->title);
+        printf("%s\"%s\":{\"from\":[", first ? "" : ",", m->key);
         for (uint32_t r = 0; r < m->rows; r++) {
             fputs(r ? "," : "", stdout);
             sm_json_put_string(stdout, m->row_names[r]);
@@ -246,33 +247,41 @@ static int run_diff(int argc, char **argv)
     uint32_t ka = run[0].n_segments, kb = run[1].n_segments;
     uint32_t *b_to_a = calloc(kb + 1, sizeof *b_to_a);
     double *match_distance = calloc(kb + 1, sizeof *match_distance);
-    bool matched = match_segments(&run[0], &run[1], b_to_a, match_distance);
     uint32_t seg_cols = SM_MAX(ka, kb) + 1; /* + "none" */
-
-    /* names: segments by A's id (B's new ones by B's name), tiers, lifecycle */
-    const char **seg_rows = calloc(ka + 1, sizeof *seg_rows), **seg_cols_names = calloc(seg_cols, sizeof *seg_cols_names);
-    for (uint32_t s = 0; s < ka; s++)
-        seg_rows[s] = run[0].segment_names[s];
-    seg_rows[ka] = "(none)";
-    for (uint32_t c = 0; c + 1 < seg_cols; c++)
-        seg_cols_names[c] = c < ka ? run[0].segment_names[c] : "";
-    for (uint32_t j = 0; j < kb; j++)
-        if (b_to_a[j] >= ka && b_to_a[j] + 1 < seg_cols)
-            seg_cols_names[b_to_a[j]] = run[1].segment_names[j];
-    seg_cols_names[seg_cols - 1] = "(none)";
-    const char *tier_names[4] = {"key", "ordinary", "small", "(none)"};
+    const char **seg_rows = calloc(ka + 1, sizeof *seg_rows);
+    const char **seg_cols_names = calloc(seg_cols, sizeof *seg_cols_names);
     uint32_t nl = SM_MAX(run[0].n_lifecycle, run[1].n_lifecycle);
     const char **life_names = calloc(nl + 1, sizeof *life_names);
-    for (uint32_t s = 0; s < nl; s++)
-        life_names[s] = s < run[0].n_lifecycle ? run[0].lifecycle_names[s] : run[1].lifecycle_names[s];
-    life_names[nl] = "(none)";
-    matrix seg = {"segments", ka + 1, seg_cols, seg_rows, seg_cols_names, calloc((size_t)(ka + 1) * seg_cols, sizeof(uint64_t))};
-    matrix tier = {"value tiers", 4, 4, tier_names, tier_names, calloc(16, sizeof(uint64_t))};
-    matrix life = {"lifecycle", nl + 1, nl + 1, life_names, life_names, calloc((size_t)(nl + 1) * (nl + 1), sizeof(uint64_t))};
+    const char *tier_names[4] = {"key", "ordinary", "small", "(none)"};
+    matrix seg = {"segments", "segments", ka + 1, seg_cols, seg_rows, seg_cols_names, calloc((size_t)(ka + 1) * seg_cols, sizeof(uint64_t))};
+    matrix tier = {"value tiers", "value_tiers", 4, 4, tier_names, tier_names, calloc(16, sizeof(uint64_t))};
+    matrix life = {"lifecycle", "lifecycle", nl + 1, nl + 1, life_names, life_names, calloc((size_t)(nl + 1) * (nl + 1), sizeof(uint64_t))};
+    bool matched = false;
+    if (b_to_a == NULL || match_distance == NULL || seg_rows == NULL || seg_cols_names == NULL ||
+        life_names == NULL || seg.count == NULL || tier.count == NULL || life.count == NULL) {
+        sm_error_set(&err, SM_ERR_NOMEM, "out of memory comparing runs %" PRIu64 " and %" PRIu64,
+                     run[0].info.id, run[1].info.id);
+        rc = SM_ERR_NOMEM;
+    } else {
+        matched = match_segments(&run[0], &run[1], b_to_a, match_distance);
+        /* names: segments by A's id (B's new ones by B's name), tiers, lifecycle */
+        for (uint32_t s = 0; s < ka; s++)
+            seg_rows[s] = run[0].segment_names[s];
+        seg_rows[ka] = "(none)";
+        for (uint32_t c = 0; c + 1 < seg_cols; c++)
+            seg_cols_names[c] = c < ka ? run[0].segment_names[c] : "";
+        for (uint32_t j = 0; j < kb; j++)
+            if (b_to_a[j] >= ka && b_to_a[j] + 1 < seg_cols)
+                seg_cols_names[b_to_a[j]] = run[1].segment_names[j];
+        seg_cols_names[seg_cols - 1] = "(none)";
+        for (uint32_t s = 0; s < nl; s++)
+            life_names[s] = s < run[0].n_lifecycle ? run[0].lifecycle_names[s] : run[1].lifecycle_names[s];
+        life_names[nl] = "(none)";
+    }
 
     /* walk both runs' rows in customer order */
     uint64_t i = 0, j = 0, only_a = 0, only_b = 0;
-    while (i < rows[0].n || j < rows[1].n) {
+    while (rc == SM_OK && (i < rows[0].n || j < rows[1].n)) {
         sm_customer_id ca = i < rows[0].n ? rows[0].customers[i] : UINT32_MAX;
         sm_customer_id cb = j < rows[1].n ? rows[1].customers[j] : UINT32_MAX;
         if (ca < cb) {
@@ -330,7 +339,7 @@ static int run_diff(int argc, char **argv)
             print_matrix(&tier, false, false);
             print_matrix(&life, false, false);
         }
-    } else {
+    } else if (rc == SM_ERR_STORAGE) {
         sm_error_set_at(&err, SM_ERR_STORAGE, store_dir, 0, 0, NULL, "an assignment row is damaged");
     }
     free(seg.count), free(tier.count), free(life.count);
