@@ -217,6 +217,17 @@ typedef struct run_state {
 static int stage_kmeans(run_state *st, sm_segmentation *s, const sm_progress *progress, sm_error *err)
 {
     const sm_run_config *cfg = st->cfg;
+    /* A store too small for the configured k (a pilot, a test shop) still
+     * gets its RFM, CLV and baskets; the segment columns stay empty. */
+    size_t needed = cfg->k == 0 ? (size_t)cfg->k_min + 1 : (size_t)cfg->k;
+    if (st->features.matrix.n < needed) {
+        char why[160];
+        snprintf(why, sizeof why, "%zu customers are too few for k %s %llu, segment columns are empty",
+                 st->features.matrix.n, cfg->k == 0 ? "auto from" : "=",
+                 (unsigned long long)(cfg->k == 0 ? cfg->k_min : cfg->k));
+        note(s, "kmeans: %s; ", why);
+        return SM_OK;
+    }
     sm_matrix x;
     int rc = sm_matrix_alloc(&x, st->features.matrix.n, st->features.matrix.d, err);
     if (rc != SM_OK)

@@ -133,4 +133,18 @@ for signal in INT KILL; do
   fi
   "$segmint" info --store "$tmp/big" --json > /dev/null || fail "store unusable after SIG$signal"
 done
+# Two customers cannot be segmented with k auto (2..12): the run still grades
+# them, with empty segment columns and a note saying why.
+mkdir "$tmp/tiny"
+cat > "$tmp/tiny/log.csv" <<'CSV'
+invoice,customer_id,time,item,description,quantity,price
+A,c1,2023-01-01T00:00:00Z,I1,MUG,2,5.00
+B,c1,2023-01-11T00:00:00Z,I2,JAR,1,3.00
+D,c2,2023-01-06T00:00:00Z,I3,BOX,1,2.50
+CSV
+"$segmint" import --store "$tmp/tiny/st" "$tmp/tiny/log.csv" > /dev/null
+"$segmint" run --store "$tmp/tiny/st" --out "$tmp/tiny/seg.csv" > "$tmp/tiny/summary" || fail "a 2-customer run failed"
+grep -q "2 customers are too few for k auto" "$tmp/tiny/summary" || fail "no note on the skipped k-means"
+[ "$(cut -d, -f1,2,3,4 "$tmp/tiny/seg.csv")" = "$(printf 'customer_id,segment,segment_name,distance\nc1,,,\nc2,,,')" ] ||
+  fail "segment columns of a 2-customer run: $(cat "$tmp/tiny/seg.csv")"
 echo "cli_run: ok"

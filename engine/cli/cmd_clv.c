@@ -527,9 +527,10 @@ static int run_bgnbd(const clv_args *a, store_ctx *sc, const sm_summary_table *t
             printf("  log-likelihood %.6f, %d iterations, %s\n", j.gg.loglik, j.gg.iterations,
                    j.gg.converged ? "converged" : "NOT converged");
         }
-        printf("over %llu months (%.6g %ss): mean P(alive) %.4f, expected purchases %.6g",
+        printf("over %llu months (%.6g %ss): mean P(alive) %.4f, expected purchases %.6g "
+               "(a new customer: %.4g)",
                (unsigned long long)a->horizon, j.horizon_units, unit_name(a->unit),
-               sum_alive / (double)n, sum_expected);
+               sum_alive / (double)n, sum_expected, j.new_expected);
         if (j.have_gg)
             printf(", CLV total %.6g (mean %.6g) at %.4g/month discount, margin %.4g", sum_clv,
                    sum_clv / (double)n, a->discount, a->margin);

@@ -293,6 +293,12 @@ static void print_summary(FILE *f, bool json, const rfm_args *a, int64_t as_of,
         fprintf(f, "  Pareto: the top 20%% of customers hold %.1f%% of value; %.1f%% of customers "
                    "hold 80%%\n",
                 100.0 * t->top20_value_share, 100.0 * t->customers_for_80);
+        /* the whole curve, for a reader who wants to see where it bends */
+        fprintf(f, "  Pareto curve (share of customers: share of value):");
+        for (int k = 1; k < SM_RFM_PARETO_POINTS; k++)
+            fprintf(f, "%s %.0f%%: %.1f%%", k % 5 == 1 ? "\n   " : "",
+                    100.0 * k / (SM_RFM_PARETO_POINTS - 1), 100.0 * r->pareto[k]);
+        fprintf(f, "\n");
         fprintf(f, "lifecycle:");
         for (int k = 0; k < 6; k++)
             fprintf(f, " %s %zu%s", sm_lifecycle_stage_name(k), stages[k], k < 5 ? "," : "\n");
