@@ -647,9 +647,38 @@ static int in_stage(int rc, const char *stage, sm_error *err)
     return rc;
 }
 
-int sm_segmentation_run(sm_store *store, const sm_run_config *cfg, const sm_progress *progress,
+/* The run reports progress under its own seven stage names, whatever the
+ * kernels inside call their steps (k-means alone has "kmeans-init" and
+ * "kmeans" for every k and restart), so a terminal shows one line per stage. */
+typedef struct stage_progress {
+    const sm_progress *outer;
+    const char *stage;
+} stage_progress;
+
+static int forward_under_stage(void *user, const char *inner, uint64_t done, uint64_t total)
+{
+    (void)inner;
+    const stage_progress *sp = user;
+    return sp->outer->fn(sp->outer->user, sp->stage, done, total);
+}
+
+/* Names the stage now running and announces it (a stage without steps of
+ * its own still gets its line); nonzero from the callback cancels. */
+static int begin_stage(stage_progress *sp, const char *stage, sm_error *err)
+{
+    sp->stage = stage;
+    if (sp->outer->fn != NULL && sp->outer->fn(sp->outer->user, stage, 0, 0) != 0)
+        return sm_error_set(err, SM_ERR_CANCELLED, "cancelled at the start of %s", stage);
+    return SM_OK;
+}
+
+int sm_segmentation_run(sm_store *store, const sm_run_config *cfg, const sm_progress *outer_progress,
                         sm_segmentation *out, sm_error *err)
 {
+    const sm_progress silent = {NULL, NULL};
+    stage_progress staged = {outer_progress != NULL ? outer_progress : &silent, NULL};
+    const sm_progress stage_progress_fn = {staged.outer->fn != NULL ? forward_under_stage : NULL, &staged};
+    const sm_progress *progress = &stage_progress_fn;
     memset(out, 0, sizeof *out);
     run_state st;
     memset(&st, 0, sizeof st);
@@ -660,7 +689,9 @@ int sm_segmentation_run(sm_store *store, const sm_run_config *cfg, const sm_prog
 
     /* load: the transaction log once, the baskets once */
     sm_store_info info;
-    int rc = sm_store_get_info(store, &info, err);
+    int rc = begin_stage(&staged, "load", err);
+    if (rc == SM_OK)
+        rc = sm_store_get_info(store, &info, err);
     if (rc == SM_OK && (!info.has_time || info.customers == 0))
         rc = sm_error_set_at(err, SM_ERR_INVALID_ARG, sm_store_path(store), 0, 0, NULL,
                              "the store has no dated customer transactions to segment");
@@ -690,7 +721,9 @@ int sm_segmentation_run(sm_store *store, const sm_run_config *cfg, const sm_prog
         s->customers[c] = c;
         sm_assignment_clear(&s->rows[c]);
     }
-    rc = sm_customer_stats_compute(&st.tx, s->as_of, st.threads, &st.stats, err);
+    rc = begin_stage(&staged, "features", err);
+    if (rc == SM_OK)
+        rc = sm_customer_stats_compute(&st.tx, s->as_of, st.threads, &st.stats, err);
     if (rc == SM_OK)
         rc = sm_features_build(&st.stats, &st.features, err);
     if ((rc = in_stage(rc, "features", err)) != SM_OK)
@@ -704,23 +737,28 @@ int sm_segmentation_run(sm_store *store, const sm_run_config *cfg, const sm_prog
     timing(s, "features", t);
 
     t = omp_get_wtime();
-    if ((rc = in_stage(stage_kmeans(&st, s, progress, err), "kmeans", err)) != SM_OK)
+    if ((rc = begin_stage(&staged, "kmeans", err)) != SM_OK ||
+        (rc = in_stage(stage_kmeans(&st, s, progress, err), "kmeans", err)) != SM_OK)
         goto out;
     timing(s, "kmeans", t);
     t = omp_get_wtime();
-    if ((rc = in_stage(stage_clv(&st, s, progress, err), "clv", err)) != SM_OK)
+    if ((rc = begin_stage(&staged, "clv", err)) != SM_OK ||
+        (rc = in_stage(stage_clv(&st, s, progress, err), "clv", err)) != SM_OK)
         goto out;
     timing(s, "clv", t);
     t = omp_get_wtime();
-    if ((rc = in_stage(stage_rfm(&st, s, err), "rfm", err)) != SM_OK)
+    if ((rc = begin_stage(&staged, "rfm", err)) != SM_OK ||
+        (rc = in_stage(stage_rfm(&st, s, err), "rfm", err)) != SM_OK)
         goto out;
     timing(s, "rfm", t);
     t = omp_get_wtime();
-    if ((rc = in_stage(stage_anomaly(&st, s, progress, err), "anomaly", err)) != SM_OK)
+    if ((rc = begin_stage(&staged, "anomaly", err)) != SM_OK ||
+        (rc = in_stage(stage_anomaly(&st, s, progress, err), "anomaly", err)) != SM_OK)
         goto out;
     timing(s, "anomaly", t);
     t = omp_get_wtime();
-    if ((rc = in_stage(stage_baskets(&st, s, progress, err), "baskets", err)) != SM_OK)
+    if ((rc = begin_stage(&staged, "baskets", err)) != SM_OK ||
+        (rc = in_stage(stage_baskets(&st, s, progress, err), "baskets", err)) != SM_OK)
         goto out;
     timing(s, "baskets", t);
 out:

@@ -147,4 +147,14 @@ CSV
 grep -q "2 customers are too few for k auto" "$tmp/tiny/summary" || fail "no note on the skipped k-means"
 [ "$(cut -d, -f1,2,3,4 "$tmp/tiny/seg.csv")" = "$(printf 'customer_id,segment,segment_name,distance\nc1,,,\nc2,,,')" ] ||
   fail "segment columns of a 2-customer run: $(cat "$tmp/tiny/seg.csv")"
+# On a terminal: one progress line per stage, in order, whatever the kernels
+# inside call their steps (script(1) gives the run a pseudo-terminal)
+if command -v script > /dev/null; then
+  script -qec "'$segmint' run --store '$tmp/tiny/st' --out '$tmp/tiny/tty.csv'" /dev/null > "$tmp/tiny/tty" ||
+    fail "run under a terminal failed"
+  stages=$(tr -d '\r' < "$tmp/tiny/tty" | sed 's/\x1b\[K//g' | awk '/^  [a-z]+ +[0-9[]/ {print $1}' | uniq | tr '\n' ' ')
+  [ "$stages" = "load features kmeans clv rfm anomaly baskets " ] || fail "progress lines: '$stages'"
+  lines=$(grep -c '' < <(sed -n '1,/^segmented/p' "$tmp/tiny/tty"))
+  [ "$lines" -eq 8 ] || fail "expected 7 progress lines and the summary, got $lines lines before it"
+fi
 echo "cli_run: ok"
