@@ -181,12 +181,16 @@ static int begin(sm_store *store, unsigned flags, MDB_txn **txn, sm_error *err)
 
 int store_read_begin(sm_store *store, MDB_txn **txn, sm_error *err)
 {
+    if (store->snapshot != NULL) {
+        *txn = store->snapshot;
+        return SM_OK;
+    }
     return begin(store, MDB_RDONLY, txn, err);
 }
 
 void store_read_end(sm_store *store, MDB_txn *txn)
 {
-    if (txn == NULL)
+    if (txn == NULL || txn == store->snapshot)
         return;
     mdb_txn_abort(txn);
     pthread_rwlock_unlock(&store->resize_lock);
@@ -199,7 +203,35 @@ int store_write_begin(sm_store *store, MDB_txn **txn, sm_error *err)
         return sm_error_set_at(err, SM_ERR_INVALID_STATE, store->path, 0, 0, NULL,
                                "store was opened read-only");
     }
+    if (store->snapshot != NULL) {
+        /* the pinned reader holds the resize lock shared: a write that
+         * grew the map would wait for it forever */
+        *txn = NULL;
+        return sm_error_set_at(err, SM_ERR_INVALID_STATE, store->path, 0, 0, NULL,
+                               "a read snapshot is pinned on this handle; end it before writing");
+    }
     return begin(store, 0, txn, err);
+}
+
+int sm_store_snapshot_begin(sm_store *store, sm_error *err)
+{
+    if (store->snapshot != NULL)
+        return sm_error_set_at(err, SM_ERR_INVALID_STATE, store->path, 0, 0, NULL,
+                               "a read snapshot is already pinned on this handle");
+    MDB_txn *txn;
+    int rc = begin(store, MDB_RDONLY, &txn, err);
+    if (rc == SM_OK)
+        store->snapshot = txn;
+    return rc;
+}
+
+void sm_store_snapshot_end(sm_store *store)
+{
+    if (store == NULL || store->snapshot == NULL)
+        return;
+    MDB_txn *txn = store->snapshot;
+    store->snapshot = NULL;
+    store_read_end(store, txn);
 }
 
 int store_commit(sm_store *store, MDB_txn *txn, sm_error *err)
@@ -721,6 +753,7 @@ void sm_store_close(sm_store *store)
 {
     if (store == NULL)
         return;
+    sm_store_snapshot_end(store);
     if (store->env != NULL)
         mdb_env_close(store->env);
     if (store->registered)

@@ -47,6 +47,9 @@ struct sm_store {
      * open; changing the map size (which LMDB allows only with no
      * transaction active in the process) holds it exclusively. */
     pthread_rwlock_t resize_lock;
+    /* sm_store_snapshot_begin's read transaction: while set, every read
+     * uses it instead of starting its own, so a job sees one commit. */
+    MDB_txn *snapshot;
     dev_t dev;
     ino_t ino;
     bool registered;       /* dev/ino are in the open-store registry */

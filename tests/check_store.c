@@ -377,6 +377,77 @@ START_TEST(reader_processes_see_whole_snapshots_during_an_import)
 }
 END_TEST
 
+/* A pinned snapshot keeps showing the store as it was when pinned, through
+ * an import another process commits meanwhile; ending it shows the import. */
+static int pinned_reader(const char *dir, uint64_t before, uint64_t after, int ready_fd, int go_fd)
+{
+    sm_store *s;
+    sm_error err;
+    if (sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err) != SM_OK)
+        return 2;
+    int result = 0;
+    sm_store_info info;
+    sm_tx_table t;
+    char byte = 'r';
+    if (sm_store_snapshot_begin(s, &err) != SM_OK || sm_store_snapshot_begin(s, &err) != SM_ERR_INVALID_STATE)
+        result = 3;
+    else if (write(ready_fd, &byte, 1) != 1 || read(go_fd, &byte, 1) != 1)
+        result = 4;
+    else if (sm_store_get_info(s, &info, &err) != SM_OK || info.tx_rows != before)
+        result = 5; /* the import has committed, the pinned view must not show it */
+    else if (sm_store_load_tx(s, &t, NULL, &err) != SM_OK)
+        result = 6;
+    else {
+        result = t.n_rows == before ? 0 : 7;
+        sm_tx_table_free(&t);
+    }
+    sm_store_snapshot_end(s);
+    if (result == 0 && (sm_store_get_info(s, &info, &err) != SM_OK || info.tx_rows != after))
+        result = 8;
+    sm_store_close(s);
+    return result;
+}
+
+START_TEST(a_pinned_snapshot_hides_a_concurrent_import)
+{
+    char dir[1024], path[1200];
+    sm_store *s = scratch_store(dir, sizeof dir, "pinned");
+    import_log(s, dir, "base.csv", 2000, 1);
+    snprintf(path, sizeof path, "%s/more.csv", dir);
+    generate_log(path, 3000, 5);
+    sm_store_info info;
+    sm_error err;
+    ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
+    uint64_t before = info.tx_rows;
+    int ready[2], go[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(go), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(pinned_reader(dir, before, before + 3000, ready[1], go[0]));
+    char byte;
+    ck_assert_int_eq(read(ready[0], &byte, 1), 1);
+    sm_import_result res;
+    ck_assert_int_eq(import_one(s, path, NULL, &res, NULL, &err), SM_OK);
+    ck_assert_int_eq(write(go[1], "g", 1), 1);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pinned reader: status %d", status);
+    /* and on the writing handle, a pin refuses writes until it ends */
+    snprintf(path, sizeof path, "%s/third.csv", dir);
+    generate_log(path, 100, 6);
+    ck_assert_int_eq(sm_store_snapshot_begin(s, &err), SM_OK);
+    ck_assert_int_eq(import_one(s, path, NULL, &res, NULL, &err), SM_ERR_INVALID_STATE);
+    ck_assert_msg(strstr(err.msg, "snapshot is pinned") != NULL, "%s", err.msg);
+    sm_store_snapshot_end(s);
+    for (int i = 0; i < 2; i++)
+        close(ready[i]), close(go[i]);
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 typedef struct thread_reader {
     sm_store *store;
     uint64_t before, after;
@@ -611,6 +682,7 @@ int main(void)
     suite_add_tcase(s, open);
     TCase *conc = tcase_create("concurrency");
     tcase_add_test(conc, reader_processes_see_whole_snapshots_during_an_import);
+    tcase_add_test(conc, a_pinned_snapshot_hides_a_concurrent_import);
     tcase_add_test(conc, reader_threads_share_the_handle_while_it_imports_and_grows);
     suite_add_tcase(s, conc);
     TCase *core = tcase_create("core");

@@ -249,6 +249,11 @@ static int run_run(int argc, char **argv)
         rc = sm_output_open(a.out, a.force, &output, &err);
     if (rc == SM_OK)
         rc = sm_store_open(a.store, a.no_store ? SM_STORE_READ_ONLY : SM_STORE_READ_WRITE, &store, &err);
+    /* Everything the run reads comes from one commit, so the counts stored
+     * with the run describe the rows it segmented even if an import
+     * commits meanwhile. */
+    if (rc == SM_OK)
+        rc = sm_store_snapshot_begin(store, &err);
     sm_store_info info;
     if (rc == SM_OK)
         rc = sm_store_get_info(store, &info, &err);
@@ -260,6 +265,7 @@ static int run_run(int argc, char **argv)
         rc = sm_store_load_keys(store, SM_KEYS_CUSTOMERS, &customers, &err);
     if (rc == SM_OK)
         rc = sm_store_load_keys(store, SM_KEYS_ITEMS, &items, &err);
+    sm_store_snapshot_end(store);
     if (rc == SM_OK && output != NULL) {
         /* rows into the temporary file; renamed after the store commit */
         sm_assignment_names names = {(const char *const *)customers.keys, customers.n,

@@ -141,7 +141,23 @@ typedef struct sm_store_info {
     uint64_t used_bytes;          /**< pages in use, bytes (data.mdb may be larger) */
 } sm_store_info;
 
-/** Fills `info`. Thread-safe. @return SM_OK, SM_ERR_STORAGE. */
+/**
+ * Pins one read snapshot on the handle: until sm_store_snapshot_end, every
+ * read through it (info, loads, keys, runs) sees the same committed state,
+ * and commits by other processes, such as an import running meanwhile, stay
+ * invisible. A job that reads the store several times (segmint run) pins
+ * one so its counts, transactions and baskets describe the same data.
+ * While pinned, reads must come from one thread at a time and writes through
+ * this handle are refused (SM_ERR_INVALID_STATE); end it before writing.
+ * Old pages stay reserved while it is held, so do not keep it for days.
+ * @return SM_OK; SM_ERR_INVALID_STATE (already pinned); SM_ERR_STORAGE.
+ */
+SM_API int sm_store_snapshot_begin(sm_store *store, sm_error *err);
+
+/** Releases the pinned snapshot; a no-op when none is pinned. Accepts NULL. */
+SM_API void sm_store_snapshot_end(sm_store *store);
+
+/** Fills `info`. Thread-safe (one thread at a time while a snapshot is pinned). @return SM_OK, SM_ERR_STORAGE. */
 SM_API int sm_store_get_info(sm_store *store, sm_store_info *info, sm_error *err);
 
 /** One imported input file (meta record). */
