@@ -324,7 +324,7 @@ int sm_bgnbd_fit_model(sm_bgnbd_fit *out, const sm_clv_summary *s, const sm_clv_
         rc = sm_opt_bfgs(theta, 4, bg_objective, &c, &op, scratch, &res);
         total_iter += res.iterations;
         total_eval += res.evaluations;
-        if (rc != 0 || sm_opt_accepted(&res, opt->gtol))
+        if (rc != 0 || (sm_opt_accepted(&res, opt->gtol) && sm_clv_log_params_bounded(theta, 4)))
             break;
     }
     if (rc != 0) {
@@ -338,16 +338,18 @@ int sm_bgnbd_fit_model(sm_bgnbd_fit *out, const sm_clv_summary *s, const sm_clv_
     out->iterations = total_iter;
     out->evaluations = total_eval;
     out->grad_norm = res.grad_norm;
-    out->converged = sm_opt_accepted(&res, opt->gtol);
+    bool bounded = sm_clv_log_params_bounded(theta, 4);
+    out->converged = sm_opt_accepted(&res, opt->gtol) && bounded;
     bg_ctx_free(&c);
     if (!out->converged) {
-        const char *why = res.reason == SM_OPT_MAX_ITER      ? "iteration limit reached"
+        const char *why = !bounded ? "a parameter left [1e-6, 1e6]"
+                          : res.reason == SM_OPT_MAX_ITER      ? "iteration limit reached"
                           : res.reason == SM_OPT_NONFINITE ? "log-likelihood not finite at the start"
                                                            : "line search could not decrease the "
                                                              "objective";
         return sm_error_set(err, SM_ERR_NUMERIC,
                             "BG/NBD fit did not converge (%s) after %d iterations: max |gradient| "
-                            "%.3g > gtol %.3g at r=%.6g alpha=%.6g a=%.6g b=%.6g; a parameter "
+                            "%.3g, gtol %.3g, at r=%.6g alpha=%.6g a=%.6g b=%.6g; a parameter "
                             "running to 0 or infinity means the data do not identify it",
                             why, total_iter, res.grad_norm, opt->gtol, out->params.r,
                             out->params.alpha, out->params.a, out->params.b);

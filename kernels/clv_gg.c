@@ -277,7 +277,7 @@ int sm_gg_fit_model(sm_gg_fit *out, const sm_clv_summary *s, const sm_clv_fit_op
         rc = sm_opt_bfgs(theta, 3, gg_objective, &c, &op, scratch, &res);
         total_iter += res.iterations;
         total_eval += res.evaluations;
-        if (rc != 0 || sm_opt_accepted(&res, opt->gtol))
+        if (rc != 0 || (sm_opt_accepted(&res, opt->gtol) && sm_clv_log_params_bounded(theta, 3)))
             break;
     }
     double n_used = (double)c.n_used;
@@ -292,7 +292,8 @@ int sm_gg_fit_model(sm_gg_fit *out, const sm_clv_summary *s, const sm_clv_fit_op
     out->iterations = total_iter;
     out->evaluations = total_eval;
     out->grad_norm = res.grad_norm;
-    out->converged = sm_opt_accepted(&res, opt->gtol);
+    bool bounded = sm_clv_log_params_bounded(theta, 3);
+    out->converged = sm_opt_accepted(&res, opt->gtol) && bounded;
     if (out->params.q <= 1.0)
         out->warnings |= SM_CLV_WARN_GG_Q_LE_1;
     if (fabs(out->corr_frequency_monetary) > opt->corr_warn)
@@ -301,9 +302,10 @@ int sm_gg_fit_model(sm_gg_fit *out, const sm_clv_summary *s, const sm_clv_fit_op
         out->warnings |= SM_CLV_WARN_GG_FEW_CUSTOMERS;
     if (!out->converged)
         return sm_error_set(err, SM_ERR_NUMERIC,
-                            "Gamma-Gamma fit did not converge after %d iterations: max |gradient| "
-                            "%.3g > gtol %.3g at p=%.6g q=%.6g v=%.6g; a parameter running to 0 "
-                            "or infinity means the spend data do not identify it",
+                            "Gamma-Gamma fit did not converge (%s) after %d iterations: max "
+                            "|gradient| %.3g, gtol %.3g, at p=%.6g q=%.6g v=%.6g; a parameter "
+                            "running to 0 or infinity means the spend data do not identify it",
+                            bounded ? "gradient above tolerance" : "a parameter left [1e-6, 1e6]",
                             total_iter, res.grad_norm, opt->gtol, out->params.p, out->params.q,
                             out->params.v);
     return SM_OK;

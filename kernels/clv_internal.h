@@ -37,4 +37,21 @@ static inline int sm_clv_selected(const sm_clv_summary *s, size_t i, int select)
 int sm_clv_count_frequencies(uint64_t **counts, size_t *size, size_t *n_selected,
                              const sm_clv_summary *s, int select, sm_error *err);
 
+/*
+ * Whether a fit in log-parameters stayed where the data can identify it:
+ * every parameter within [1e-6, 1e6]. A likelihood that keeps rising as a
+ * parameter runs to 0 or infinity flattens out there, the optimiser's line
+ * search then stalls at a small gradient, and without this test such a run
+ * would pass for converged (e.g. BG/NBD's a and b both running to infinity:
+ * no dropout in the data).
+ */
+static inline int sm_clv_log_params_bounded(const double *log_theta, size_t d)
+{
+    const double bound = 13.815510557964274; /* ln 1e6 */
+    for (size_t j = 0; j < d; j++)
+        if (!(log_theta[j] >= -bound && log_theta[j] <= bound))
+            return 0;
+    return 1;
+}
+
 #endif /* SEGMINT_KERNELS_CLV_INTERNAL_H */

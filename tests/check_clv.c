@@ -986,6 +986,15 @@ START_TEST(fit_errors_are_clear)
     ck_assert(fit.params.r > 0.0 && isfinite(fit.loglik));
     ck_assert_ptr_nonnull(strstr(err.msg, "did not converge"));
     ck_assert_ptr_nonnull(strstr(err.msg, "alpha="));
+    /* Four customers whose likelihood keeps rising as a and b run to
+     * infinity together (one dropout probability for all): the line search
+     * stalls at a tiny gradient near a = 3e6, which must not pass for a fit */
+    double rx[] = {0, 1, 3, 2}, rtx[] = {0, 5, 9, 2}, rT[] = {10, 10, 10, 12};
+    sm_clv_summary runaway = {4, rx, rtx, rT, NULL};
+    ck_assert_int_eq(sm_bgnbd_fit_model(&fit, &runaway, NULL, &err), SM_ERR_NUMERIC);
+    ck_assert(!fit.converged);
+    ck_assert_msg(strstr(err.msg, "a parameter left [1e-6, 1e6]") != NULL, "%s", err.msg);
+    ck_assert(fit.params.a > 1e6 || fit.params.b > 1e6);
     /* bad options name the option */
     o.max_iter = 0;
     ck_assert_int_eq(sm_bgnbd_fit_model(&fit, &smp.s, &o, &err), SM_ERR_INVALID_ARG);

@@ -82,7 +82,9 @@ enum sm_clv_warning {
 typedef struct sm_clv_fit_options {
     int n_threads;       /**< 0 = OpenMP default; results do not depend on it */
     int max_iter;        /**< quasi-Newton iterations, >= 1 (default 200) */
-    double gtol;         /**< converged when max |d mean-LL / d log-param| <= gtol (default 1e-9) */
+    double gtol;         /**< converged when max |d mean-LL / d log-param| <= gtol (default 1e-9),
+                              or when the line search stalls with it <= 1e3 gtol; either way only
+                              with every parameter in [1e-6, 1e6] */
     bool has_init;       /**< start from init[] instead of the data-driven start */
     double init[4];      /**< BG/NBD: r, alpha, a, b; GG: p, q, v (all > 0) */
     double corr_warn;    /**< GG: warn when |corr(frequency, monetary)| > corr_warn (default 0.3) */
@@ -118,7 +120,7 @@ typedef struct sm_bgnbd_fit {
     double loglik;          /**< total log-likelihood at params */
     int iterations;         /**< quasi-Newton iterations */
     int evaluations;        /**< likelihood + gradient evaluations */
-    bool converged;         /**< gradient criterion met */
+    bool converged;         /**< the acceptance rule of sm_clv_fit_options.gtol met */
     double grad_norm;       /**< max |d mean-LL / d log-param| at params */
     size_t n;               /**< customers fitted */
     size_t n_repeat;        /**< customers with frequency > 0 */
