@@ -112,7 +112,7 @@ int sm_output_open(const char *path, bool force, sm_output **out, sm_error *err)
     dir = parent_directory(path);
     o->path = sm_strdup(path);
     size_t tmp_len = strlen(path) + 32;
-    o->tmp_path = sm_malloc(tmp_len);
+    o->tmp_path = sm_calloc(1, tmp_len); /* "": a failure before mkstemp must unlink nothing */
     if (dir == NULL || o->path == NULL || o->tmp_path == NULL) {
         rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory opening %s", path);
         goto out_fail;
