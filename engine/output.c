@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kernels/core.h"
@@ -19,7 +20,8 @@ struct sm_output {
     bool to_stdout;
     bool force;
     char *path;      /* final name */
-    char *tmp_path;  /* temporary sibling */
+    char *tmp_path;  /* named temporary sibling we created, or "" */
+    int unnamed_fd;  /* second descriptor of an O_TMPFILE file, or -1 */
 };
 
 const char *sm_path_extension(const char *path)
@@ -70,6 +72,80 @@ static int check_output_root(const char *path, const char *dir, sm_error *err)
     return SM_OK;
 }
 
+/* An unnamed file in dir (O_TMPFILE), or -1 with errno set. It is only
+ * useful if commit can link it by its /proc/self/fd name, so a system
+ * without /proc counts as not supporting it (EOPNOTSUPP). */
+static int open_unnamed(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (access(proc, F_OK) != 0) {
+        close(fd);
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    return fd;
+}
+
+/* Fills the trailing XXXXXX of name with letters that differ between
+ * processes and calls; linkat refuses an existing name, so a clash only costs
+ * another attempt. */
+static void fill_unique(char *name, unsigned attempt)
+{
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t x = ((uint64_t)getpid() << 32) ^ (uint64_t)now.tv_nsec ^ ((uint64_t)now.tv_sec << 20) ^
+                 ((uint64_t)attempt * UINT64_C(0x9E3779B97F4A7C15));
+    x ^= x >> 31;
+    x *= UINT64_C(0xBF58476D1CE4E5B9);
+    x ^= x >> 29;
+    char *p = name + strlen(name) - 6;
+    for (int i = 0; i < 6; i++, x /= 62)
+        p[i] = letters[x % 62];
+}
+
+/* Gives the unnamed file its final name. linkat never replaces, which is
+ * exactly the no-overwrite rule; with force an existing target is replaced by
+ * linking under a temporary sibling name and renaming that over it (rename
+ * is atomic). A kill between those two steps leaves the sibling. */
+static int link_unnamed(sm_output *o, sm_error *err)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", o->unnamed_fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, o->path, AT_SYMLINK_FOLLOW) == 0)
+        return SM_OK;
+    if (errno != EEXIST)
+        return io_error(err, o->path, "cannot give the finished file its name", errno);
+    if (!o->force)
+        return sm_error_set_at(err, SM_ERR_EXISTS, o->path, 0, 0, NULL,
+                               "appeared while it was being written; use --force to overwrite it");
+    char *dir = parent_directory(o->path);
+    if (dir == NULL)
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory writing %s", o->path);
+    const char *base = strrchr(o->path, '/');
+    base = base ? base + 1 : o->path;
+    size_t tmp_len = strlen(o->path) + 32;
+    int saved = EEXIST;
+    for (unsigned attempt = 0; attempt < 100 && saved == EEXIST; attempt++) {
+        snprintf(o->tmp_path, tmp_len, "%s/.%s.tmp.XXXXXX", dir, base);
+        fill_unique(o->tmp_path, attempt);
+        saved = linkat(AT_FDCWD, proc, AT_FDCWD, o->tmp_path, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
+    }
+    sm_free(dir);
+    if (saved != 0) {
+        o->tmp_path[0] = '\0'; /* not ours: never unlink it */
+        return io_error(err, o->path, "cannot give the finished file its name", saved);
+    }
+    if (rename(o->tmp_path, o->path) != 0)
+        return io_error(err, o->path, "cannot move the finished file into place", errno);
+    o->tmp_path[0] = '\0';
+    return SM_OK;
+}
+
 int sm_output_open(const char *path, bool force, sm_output **out, sm_error *err)
 {
     *out = NULL;
@@ -77,6 +153,7 @@ int sm_output_open(const char *path, bool force, sm_output **out, sm_error *err)
     if (o == NULL)
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory opening %s", path);
     o->force = force;
+    o->unnamed_fd = -1;
     if (strcmp(path, "-") == 0) {
         o->stream = stdout;
         o->to_stdout = true;
@@ -112,7 +189,7 @@ int sm_output_open(const char *path, bool force, sm_output **out, sm_error *err)
     dir = parent_directory(path);
     o->path = sm_strdup(path);
     size_t tmp_len = strlen(path) + 32;
-    o->tmp_path = sm_malloc(tmp_len);
+    o->tmp_path = sm_calloc(1, tmp_len); /* "": a failure before the file exists must unlink nothing */
     if (dir == NULL || o->path == NULL || o->tmp_path == NULL) {
         rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory opening %s", path);
         goto out_fail;
@@ -120,15 +197,33 @@ int sm_output_open(const char *path, bool force, sm_output **out, sm_error *err)
     rc = check_output_root(path, dir, err);
     if (rc != SM_OK)
         goto out_fail;
-    /* The temporary sits next to the target so the rename stays on one file
-     * system and is atomic; mkstemp creates it with O_EXCL. */
+    /* The file is created in the target's directory so linking or renaming
+     * it into place stays on one file system and is atomic. Preferred: an
+     * unnamed O_TMPFILE file, so a SIGKILL or power cut before commit leaves
+     * nothing in the user's folder. */
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    snprintf(o->tmp_path, tmp_len, "%s/.%s.tmp.XXXXXX", dir, base);
-    int fd = mkstemp(o->tmp_path);
+    int fd = open_unnamed(dir);
+    if (fd >= 0) {
+        /* The stream's descriptor is closed (and its errors checked) before
+         * the file gets its name; this one keeps the file alive until then. */
+        o->unnamed_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (o->unnamed_fd < 0) {
+            rc = io_error(err, path, "cannot create a file in its directory", errno);
+            close(fd);
+            goto out_fail;
+        }
+    } else if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+        /* No O_TMPFILE here (old kernel, some network and FUSE file systems):
+         * a named temporary, which a kill before commit leaves behind as
+         * `.NAME.tmp.XXXXXX`. mkstemp creates it with O_EXCL. */
+        snprintf(o->tmp_path, tmp_len, "%s/.%s.tmp.XXXXXX", dir, base);
+        fd = mkstemp(o->tmp_path);
+        if (fd < 0)
+            o->tmp_path[0] = '\0';
+    }
     if (fd < 0) {
         rc = io_error(err, path, "cannot create a file in its directory", errno);
-        o->tmp_path[0] = '\0';
         goto out_fail;
     }
     fchmod(fd, 0644);
@@ -164,6 +259,8 @@ void sm_output_abort(sm_output *o)
     } else {
         if (o->stream != NULL)
             fclose(o->stream);
+        if (o->unnamed_fd >= 0)
+            close(o->unnamed_fd); /* an unnamed file vanishes with its last descriptor */
         if (o->tmp_path != NULL && o->tmp_path[0] != '\0')
             unlink(o->tmp_path);
     }
@@ -201,7 +298,9 @@ int sm_output_commit(sm_output *o, sm_error *err)
         rc = io_error(err, o->path, "write failed (nothing was written to it)", saved ? saved : EIO);
         goto out;
     }
-    if (o->force) {
+    if (o->unnamed_fd >= 0) {
+        rc = link_unnamed(o, err);
+    } else if (o->force) {
         if (rename(o->tmp_path, o->path) != 0)
             rc = io_error(err, o->path, "cannot move the finished file into place", errno);
     } else if (renameat2(AT_FDCWD, o->tmp_path, AT_FDCWD, o->path, RENAME_NOREPLACE) != 0) {
@@ -221,13 +320,14 @@ int sm_output_commit(sm_output *o, sm_error *err)
         char *dir = parent_directory(o->path);
         int dir_fd = dir ? open(dir, O_RDONLY | O_DIRECTORY) : -1;
         if (dir_fd >= 0) {
-            fsync(dir_fd); /* make the rename itself durable */
+            fsync(dir_fd); /* make the new name itself durable */
             close(dir_fd);
         }
         sm_free(dir);
     }
 out:
-    unlink(o->tmp_path); /* gone after rename; removes it after a failure */
+    if (o->tmp_path[0] != '\0')
+        unlink(o->tmp_path); /* gone after rename; removes it after a failure */
     o->tmp_path[0] = '\0';
     sm_output_abort(o);
     return rc;

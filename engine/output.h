@@ -4,9 +4,13 @@
  * and the field writers that make CSV and JSON safe for the CRM systems that
  * consume them (RELIABILITY.md S1, S5).
  *
- * A file is written to a temporary sibling and renamed into place on commit;
- * failure, cancellation or a crash leaves at most a stray `.name.tmp.XXXXXX`,
- * never a truncated `name`. An existing target is refused unless `force`;
+ * A file is written unnamed (O_TMPFILE) in the target's directory, synced,
+ * and linked under its name on commit, so failure, cancellation or a kill
+ * leaves nothing, and never a truncated `name`. Two cases leave a stray
+ * `.name.tmp.XXXXXX` behind a kill: a file system without O_TMPFILE (or no
+ * /proc), where a named temporary sibling is renamed into place instead, and
+ * `force` over an existing file, killed between linking that sibling and
+ * renaming it over the target. An existing target is refused unless `force`;
  * a symbolic link as the target is always refused. If the environment sets
  * SEGMINT_OUTPUT_ROOT, every output must resolve inside that directory.
  */
@@ -29,7 +33,8 @@ int sm_output_open(const char *path, bool force, sm_output **out, sm_error *err)
 /* The stream to write to; valid until commit or abort. */
 FILE *sm_output_stream(sm_output *output);
 
-/* Flushes, syncs and renames into place, then frees the handle (also on
+/* Flushes, syncs, gives the file its name (atomically replacing the target
+ * with force), syncs the directory, then frees the handle (also on
  * failure). Errors: SM_ERR_IO naming the path (disk full, I/O error),
  * SM_ERR_EXISTS if the target appeared meanwhile and !force. */
 int sm_output_commit(sm_output *output, sm_error *err);

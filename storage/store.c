@@ -161,6 +161,7 @@ static int adopt_resized_map(sm_store *store, sm_error *err)
 static int begin(sm_store *store, unsigned flags, MDB_txn **txn, sm_error *err)
 {
     *txn = NULL;
+    bool readers_checked = false;
     for (int attempt = 0;; attempt++) {
         pthread_rwlock_rdlock(&store->resize_lock);
         int rc = mdb_txn_begin(store->env, NULL, flags, txn);
@@ -172,6 +173,13 @@ static int begin(sm_store *store, unsigned flags, MDB_txn **txn, sm_error *err)
             int status = adopt_resized_map(store, err);
             if (status != SM_OK)
                 return status;
+            continue;
+        }
+        /* The table may be full of slots left by readers killed since the
+         * open cleared them (F1); if clearing frees any, try once more. */
+        int dead = 0;
+        if (rc == MDB_READERS_FULL && !readers_checked && mdb_reader_check(store->env, &dead) == 0 && dead > 0) {
+            readers_checked = true;
             continue;
         }
         return store_fail(store, err, rc, flags & MDB_RDONLY ? "starting a read transaction"
@@ -716,6 +724,15 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
         if (rc == 0)
             rc = mdb_env_open(store->env, canonical, env_flags | MDB_NOLOCK, 0644);
         store->no_lock = rc == 0;
+    }
+    if (rc == 0) {
+        /* F1: a reader killed while it held a transaction (kill -9, OOM
+         * killer) leaves its slot in lock.mdb as long as any other process
+         * keeps the store open, pinning old pages so the file grows and
+         * eventually filling the table (MDB_READERS_FULL). LMDB clears such
+         * slots only when asked. A failure here costs space, not
+         * correctness, so it does not fail the open. */
+        (void)mdb_reader_check(store->env, NULL);
     }
     if (rc != 0) {
         if (rc == ENOENT)

@@ -5,10 +5,14 @@
 #include "kernels/core.h"
 #include "testutil.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *render_csv_text(const char *text)
@@ -122,6 +126,88 @@ START_TEST(output_is_atomic_and_refuses_overwrite)
     ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
     fclose(f);
     ck_assert_str_eq(line, "v2\n");
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The names in dir other than . and .., sorted and joined by spaces. */
+static void list_dir(const char *dir, char *buf, size_t cap)
+{
+    char names[16][256];
+    int n = 0;
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 && n < 16)
+            snprintf(names[n++], sizeof names[0], "%s", e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof names[0], compare_names);
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++)
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? " " : "", names[i]);
+}
+
+START_TEST(a_process_that_dies_before_commit_leaves_nothing)
+{
+    char dir[4096], path[4200], listing[4096];
+    sm_test_tmpdir(dir, sizeof dir, "killed");
+    snprintf(path, sizeof path, "%s/killed.csv", dir);
+    /* Dying without commit or abort is what SIGKILL does to `segmint run`:
+     * no cleanup code runs, so only an unnamed file leaves nothing. */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        sm_output *o;
+        sm_error err;
+        if (sm_output_open(path, false, &o, &err) != SM_OK)
+            _exit(2);
+        fputs("a,b\n1,2\n", sm_output_stream(o));
+        _exit(fflush(sm_output_stream(o)) == 0 ? 0 : 3);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    list_dir(dir, listing, sizeof listing);
+    int probe = open(dir, O_TMPFILE | O_WRONLY, 0600);
+    if (probe >= 0) {
+        close(probe);
+        ck_assert_msg(listing[0] == '\0', "left behind: %s", listing);
+    } else {
+        /* the documented fallback without O_TMPFILE: one named temporary */
+        fprintf(stderr, "note: no O_TMPFILE in %s (%s); checking the fallback\n", dir, strerror(errno));
+        ck_assert_msg(strncmp(listing, ".killed.csv.tmp.", 16) == 0 && strchr(listing, ' ') == NULL,
+                      "left behind: %s", listing);
+        sm_test_rmtree(dir);
+        return;
+    }
+
+    /* Committed, and then replaced with force: only the target is there. */
+    sm_output *o;
+    sm_error err;
+    ck_assert_int_eq(sm_output_open(path, false, &o, &err), SM_OK);
+    fputs("v1\n", sm_output_stream(o));
+    ck_assert_int_eq(sm_output_commit(o, &err), SM_OK);
+    list_dir(dir, listing, sizeof listing);
+    ck_assert_str_eq(listing, "killed.csv");
+    ck_assert_int_eq(sm_output_open(path, true, &o, &err), SM_OK);
+    fputs("v2\n", sm_output_stream(o));
+    ck_assert_int_eq(sm_output_commit(o, &err), SM_OK);
+    list_dir(dir, listing, sizeof listing);
+    ck_assert_str_eq(listing, "killed.csv");
+    FILE *f = fopen(path, "r");
+    char line[16] = "";
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+    fclose(f);
+    ck_assert_str_eq(line, "v2\n");
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0644); /* as before, whatever the umask */
+    ck_assert_int_eq(st.st_nlink, 1);          /* the temporary name is gone */
     sm_test_rmtree(dir);
 }
 END_TEST
@@ -309,6 +395,7 @@ static Suite *output_suite(void)
     tcase_add_test(core, json_strings_are_escaped_and_valid_utf8);
     tcase_add_test(core, numbers_are_shortest_exact);
     tcase_add_test(core, output_is_atomic_and_refuses_overwrite);
+    tcase_add_test(core, a_process_that_dies_before_commit_leaves_nothing);
     tcase_add_test(core, matrix_csv_round_trip_with_header);
     tcase_add_test(core, matrix_csv_without_header_gets_generated_names);
     tcase_add_test(core, npy_written_header_matches_the_format);

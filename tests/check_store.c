@@ -3,7 +3,8 @@
  * The store itself: opening and its refusals (S1 paths and symlinks, S4/F6
  * foreign, newer, truncated and damaged files, with random bit flips under
  * SM_STORE_VERIFY), readers during an import (F7, processes and threads),
- * feature matrices, runs and assignments.
+ * reader slots left by killed processes (F1), feature matrices, runs and
+ * assignments.
  */
 #include <fcntl.h>
 #include <lmdb.h>
@@ -508,6 +509,172 @@ START_TEST(reader_threads_share_the_handle_while_it_imports_and_grows)
 }
 END_TEST
 
+/* --- stale reader slots (F1) ------------------------------------------------------------------- */
+
+/* A process that keeps the store's LMDB environment open, with no
+ * transaction, until *ctl is closed. While any process has it open, LMDB
+ * never resets lock.mdb, so a killed reader's slot stays, as it does beside
+ * a long-lived server. max_readers sizes a lock file it creates (0: LMDB's
+ * default). */
+static pid_t spawn_holder(const char *dir, unsigned max_readers, int *ctl)
+{
+    int ready[2], hold[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(hold), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(hold[1]);
+        MDB_env *env = NULL;
+        bool ok = mdb_env_create(&env) == 0 && (max_readers == 0 || mdb_env_set_maxreaders(env, max_readers) == 0) &&
+                  mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644) == 0;
+        char c = ok ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1)
+            _exit(2);
+        while (read(hold[0], &c, 1) > 0)
+            ;
+        mdb_env_close(env);
+        _exit(ok ? 0 : 1);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char c = 0;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    ck_assert_int_eq(c, 'y');
+    *ctl = hold[1];
+    return pid;
+}
+
+static void stop_holder(pid_t pid, int ctl)
+{
+    close(ctl);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "holder status %d", status);
+}
+
+/* Forks a process that starts a read transaction on dir with plain LMDB
+ * (the store API never holds one past a call), SIGKILLs it while it holds
+ * it, reaps it and returns its pid. */
+static pid_t kill_a_reader(const char *dir)
+{
+    int ready[2], hold[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    ck_assert_int_eq(pipe(hold), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(ready[0]);
+        close(hold[1]);
+        MDB_env *env = NULL;
+        MDB_txn *txn;
+        bool ok = mdb_env_create(&env) == 0 && mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644) == 0 &&
+                  mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) == 0;
+        char c = ok ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1)
+            _exit(2);
+        while (read(hold[0], &c, 1) > 0) /* until killed, or the test itself dies */
+            ;
+        _exit(3);
+    }
+    close(ready[1]);
+    close(hold[0]);
+    char c = 0;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    ck_assert_int_eq(c, 'y');
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(hold[1]);
+    return pid;
+}
+
+static int append_line(const char *msg, void *ctx)
+{
+    char *text = ctx;
+    size_t len = strlen(text);
+    snprintf(text + len, 4096 - len, "%s", msg);
+    return 0;
+}
+
+/* Whether pid holds a slot in dir's reader table, as mdb_reader_list
+ * ("    pid     thread     txnid", then one line per slot) shows it. Asked
+ * in a child: closing a second environment on the file in this process would
+ * drop the locks of a store it has open. */
+static bool reader_listed(const char *dir, pid_t pid)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        MDB_env *env = NULL;
+        char text[4096] = "";
+        if (mdb_env_create(&env) != 0 || mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS, 0644) != 0 ||
+            mdb_reader_list(env, append_line, text) < 0)
+            _exit(2);
+        for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+            long listed;
+            if (sscanf(line, "%ld", &listed) == 1 && listed == (long)pid)
+                _exit(0);
+        }
+        _exit(1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) <= 1, "reader list: status %d", status);
+    return WEXITSTATUS(status) == 0;
+}
+
+START_TEST(open_clears_reader_slots_left_by_killed_processes)
+{
+    char dir[1024];
+    sm_store *s = scratch_store(dir, sizeof dir, "stale");
+    sm_store_close(s);
+    int ctl;
+    pid_t holder = spawn_holder(dir, 0, &ctl);
+    sm_error err;
+    for (unsigned flags = SM_STORE_READ_ONLY; flags <= SM_STORE_READ_WRITE; flags++) {
+        pid_t dead = kill_a_reader(dir);
+        /* LMDB alone keeps the slot of the killed reader */
+        ck_assert_msg(reader_listed(dir, dead), "flags %u: no stale slot to clear", flags);
+        ck_assert_int_eq(sm_store_open(dir, flags, &s, &err), SM_OK);
+        sm_store_close(s);
+        ck_assert_msg(!reader_listed(dir, dead), "flags %u: the slot of killed reader %ld survived the open",
+                      flags, (long)dead);
+    }
+    stop_holder(holder, ctl);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(a_reader_table_full_of_killed_readers_is_cleared_and_retried)
+{
+    char dir[1024], lock[1200];
+    sm_store *s = scratch_store(dir, sizeof dir, "full");
+    sm_store_close(s);
+    /* The first opener sizes lock.mdb: a fresh one made by the holder has
+     * two slots, so two killed readers fill it. */
+    snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
+    ck_assert_int_eq(unlink(lock), 0);
+    int ctl;
+    pid_t holder = spawn_holder(dir, 2, &ctl);
+    sm_error err;
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err), SM_OK);
+    /* killed after the open, so only the retry on MDB_READERS_FULL can help */
+    pid_t a = kill_a_reader(dir), b = kill_a_reader(dir);
+    ck_assert(reader_listed(dir, a) && reader_listed(dir, b));
+    sm_store_info info;
+    ck_assert_msg(sm_store_get_info(s, &info, &err) == SM_OK, "%s", err.msg);
+    sm_store_close(s);
+    ck_assert(!reader_listed(dir, a) && !reader_listed(dir, b));
+    stop_holder(holder, ctl);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 /* --- features ---------------------------------------------------------------------------------- */
 
 START_TEST(features_round_trip_replace_and_list)
@@ -684,6 +851,8 @@ int main(void)
     tcase_add_test(conc, reader_processes_see_whole_snapshots_during_an_import);
     tcase_add_test(conc, a_pinned_snapshot_hides_a_concurrent_import);
     tcase_add_test(conc, reader_threads_share_the_handle_while_it_imports_and_grows);
+    tcase_add_test(conc, open_clears_reader_slots_left_by_killed_processes);
+    tcase_add_test(conc, a_reader_table_full_of_killed_readers_is_cleared_and_retried);
     suite_add_tcase(s, conc);
     TCase *core = tcase_create("core");
     tcase_add_test(core, features_round_trip_replace_and_list);

@@ -109,13 +109,16 @@ if "$segmint" run --store "$tmp/store" --out "$tmp/seg.csv" --quiet 2> "$tmp/err
 grep -q "already exists" "$tmp/err" || fail "no 'already exists': $(cat "$tmp/err")"
 [ "$(count_runs "$tmp/store")" -eq 2 ] || fail "a refused run was stored"
 
-# Ctrl-C (SIGINT) and SIGKILL in the middle of a bigger run: no new run, no output file
+# Ctrl-C (SIGINT) and SIGKILL in the middle of a bigger run: no new run, and
+# nothing in the output folder, not even a temporary (the output is opened
+# before the work starts, so a signal during the work finds it open)
 "$segmint" gen --customers 60000 --seed 3 --out "$tmp/big.csv" --quiet
 "$segmint" import --store "$tmp/big" "$tmp/big.csv" > /dev/null
 for signal in INT KILL; do
   before=$(count_runs "$tmp/big")
+  mkdir "$tmp/out-$signal"
   set +e
-  "$segmint" run --store "$tmp/big" --out "$tmp/big-$signal.csv" --quiet &
+  "$segmint" run --store "$tmp/big" --out "$tmp/out-$signal/big.csv" --quiet &
   pid=$!
   sleep 1.5
   kill -s "$signal" "$pid" 2> /dev/null
@@ -125,10 +128,11 @@ for signal in INT KILL; do
   after=$(count_runs "$tmp/big")
   if [ "$status" -eq 0 ]; then
     # finished before the signal arrived: then it must be complete
-    [ "$after" -eq $((before + 1)) ] && [ -s "$tmp/big-$signal.csv" ] || fail "a completed run is incomplete"
+    [ "$after" -eq $((before + 1)) ] && [ -s "$tmp/out-$signal/big.csv" ] || fail "a completed run is incomplete"
+    [ "$(ls -A "$tmp/out-$signal")" = big.csv ] || fail "a completed run left: $(ls -A "$tmp/out-$signal")"
   else
     [ "$signal" = KILL ] || [ "$status" -eq 130 ] || fail "SIGINT exit status $status, expected 130"
-    [ ! -e "$tmp/big-$signal.csv" ] || fail "an interrupted run left $tmp/big-$signal.csv"
+    [ -z "$(ls -A "$tmp/out-$signal")" ] || fail "an interrupted run (SIG$signal) left: $(ls -A "$tmp/out-$signal")"
     [ "$after" -eq "$before" ] || fail "an interrupted run (SIG$signal) was stored"
   fi
   "$segmint" info --store "$tmp/big" --json > /dev/null || fail "store unusable after SIG$signal"
