@@ -44,6 +44,16 @@ grep -q "bad.dat:2:3" "$tmp/e" || { echo "FAIL parse error names file:line:colum
 "$bin" baskets --fimi "$tmp/t.dat" --min-support 1 --max-itemsets 3 --itemsets "$tmp/cap.txt" 2> "$tmp/w" > /dev/null
 check cap-lines "$(wc -l < "$tmp/cap.txt")" "3"
 grep -q "warning: more than 3 itemsets" "$tmp/w" || { echo "FAIL cap warning"; fail=1; }
+# count only (nothing written): exact, with no cap. One basket of 30 items at
+# support 1 has 2^30-1 non-empty subsets, past the 10^8 that caps a pre-flight
+# before writing; all 30 items are perfect extensions, so counting is instant.
+seq -s ' ' 1 30 > "$tmp/b30.dat"
+"$bin" baskets --fimi "$tmp/b30.dat" --min-support 1 --json --quiet > "$tmp/j" || fail=1
+check count-uncapped-json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" \
+  '{"itemsets":1073741823,"rules":0,"seconds":S}'
+# --max-itemsets caps what is written; with nothing written it caps nothing
+"$bin" baskets --fimi "$tmp/b30.dat" --min-support 1 --max-itemsets 5 --quiet > "$tmp/summary" || fail=1
+check count-uncapped "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 1 baskets, 1073741823 itemsets, 0 rules"
 
 # L3: Groceries, arules' 5668 rules at supp 0.001, conf 0.5
 data=${SEGMINT_DATA:-${SEGMINT_DATA_DEFAULT:-}}

@@ -550,10 +550,13 @@ static int run_baskets(int argc, char **argv)
         goto out;
     uint64_t n = in.csr.n_rows;
 
-    /* Pre-flight: count first (cheap) so that a run about to explode says so. */
+    /* Pre-flight: count first (cheap) so that a run about to explode says so.
+     * When nothing is written the count is the answer, and counting holds
+     * nothing in memory: it runs without a cap so the summary is exact. */
     sm_fim_params pre = fp;
     const sm_count big = 100000000;
-    pre.max_itemsets = fp.max_itemsets ? fp.max_itemsets : big;
+    bool writes = itemsets_out != NULL || want_rules;
+    pre.max_itemsets = !writes ? 0 : fp.max_itemsets ? fp.max_itemsets : big;
     sm_fim_result res;
     rc = sm_fim_mine(&in.csr, &pre, NULL, NULL, &res, &err);
     if (rc != SM_OK)
