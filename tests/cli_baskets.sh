@@ -55,6 +55,41 @@ check count-uncapped-json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" \
 "$bin" baskets --fimi "$tmp/b30.dat" --min-support 1 --max-itemsets 5 --quiet > "$tmp/summary" || fail=1
 check count-uncapped "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 1 baskets, 1073741823 itemsets, 0 rules"
 
+# --max-itemsets caps the itemsets written, not the rules: at support 1, t.dat
+# has 8 frequent itemsets (a4 b3 c3 d1 ab2 ac2 bc2 abc1), and its rules at
+# confidence 0.6 are still the 4 of support 2 (abc's three rules have 1/2)
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 1 --max-itemsets 3 --itemsets "$tmp/cap2.txt" \
+  --rules "$tmp/rules2.txt" --min-confidence 0.6 --quiet > "$tmp/summary" 2> /dev/null
+check cap-rules-exit "$?" 0
+check cap-rules-summary "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets, 3+ itemsets, 4 rules"
+check cap-rules-sets "$(wc -l < "$tmp/cap2.txt")" "3"
+check cap-rules-rules "$(wc -l < "$tmp/rules2.txt")" "4"
+"$bin" baskets --fimi "$tmp/t.dat" --min-support 1 --max-itemsets 3 --rules "$tmp/rules3.txt" \
+  --min-confidence 0.6 --quiet > "$tmp/summary" || fail=1
+check cap-rules-count-only "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets, 8 itemsets, 4 rules"
+
+# The rules guard counts every frequent itemset, since rules hold them all,
+# whatever --kind. {ab, ab, abc} at support 1: 7 frequent itemsets (a3 b3 c1
+# ab3 ac1 bc1 abc1), 2 closed (ab, abc), 1 maximal (abc); rules at confidence
+# 0.8: a=>b, b=>a, c=>a, c=>b, ac=>b, bc=>a.
+printf '1 2\n1 2\n1 2 3\n' > "$tmp/k.dat"
+for kind in closed maximal; do
+  "$bin" baskets --fimi "$tmp/k.dat" --min-support 1 --kind $kind --rules "$tmp/k-$kind.txt" \
+    --max-rule-itemsets 6 --quiet > /dev/null 2> "$tmp/e"
+  check guard-$kind-exit "$?" 1
+  grep -q "more than 6 frequent itemsets" "$tmp/e" || { echo "FAIL guard-$kind message"; cat "$tmp/e"; fail=1; }
+  [ -e "$tmp/k-$kind.txt" ] && { echo "FAIL guard-$kind wrote rules"; fail=1; }
+done
+"$bin" baskets --fimi "$tmp/k.dat" --min-support 1 --kind closed --itemsets "$tmp/k-sets.txt" \
+  --rules "$tmp/k-rules.txt" --max-rule-itemsets 7 --quiet > "$tmp/summary" || fail=1
+check guard-at-limit "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 3 baskets, 2 itemsets, 6 rules"
+check guard-closed-sets "$(sort "$tmp/k-sets.txt" | tr '\n' ';')" "1 2 #SUP: 3;1 2 3 #SUP: 1;"
+"$bin" baskets --fimi "$tmp/k.dat" --min-support 1 --recommend 1 --out "$tmp/k-recs.csv" \
+  --max-rule-itemsets 6 --quiet > /dev/null 2>&1
+check guard-recommend "$?" 1
+"$bin" baskets --fimi "$tmp/k.dat" --min-support 1 --max-rule-itemsets 0 2> /dev/null
+check guard-zero "$?" 2
+
 # L3: Groceries, arules' 5668 rules at supp 0.001, conf 0.5
 data=${SEGMINT_DATA:-${SEGMINT_DATA_DEFAULT:-}}
 if [ -n "$data" ] && [ -f "$data/baskets/groceries.csv" ]; then
