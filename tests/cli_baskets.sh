@@ -11,12 +11,12 @@ check() { if [ "$2" != "$3" ]; then echo "FAIL $1: got [$2] want [$3]"; fail=1; 
 printf '1 2 3 \r\n1 2\n1 3\n2 3 3\n1\n4\n' > "$tmp/t.dat"
 "$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --itemsets "$tmp/sets.txt" --threads 2 > "$tmp/summary" || fail=1
 check itemsets "$(sort "$tmp/sets.txt" | tr '\n' ';')" "1 #SUP: 4;1 2 #SUP: 2;1 3 #SUP: 2;2 #SUP: 3;2 3 #SUP: 2;3 #SUP: 3;"
-check summary "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets, 6 itemsets, 0 rules"
+check summary "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets (0 empty, 1 duplicate item collapsed), 6 itemsets, 0 rules"
 "$bin" baskets --fimi "$tmp/t.dat" --min-support abs:2 --kind maximal --itemsets "$tmp/max.txt" --quiet > /dev/null
 check maximal "$(sort "$tmp/max.txt" | tr '\n' ';')" "1 2 #SUP: 2;1 3 #SUP: 2;2 3 #SUP: 2;"
 # fractions: 0.3 of 6 baskets = 1.8 -> 2
 "$bin" baskets --fimi "$tmp/t.dat" --min-support 0.3 --json > "$tmp/j" || fail=1
-check json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" '{"itemsets":6,"rules":0,"seconds":S}'
+check json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" '{"itemsets":6,"rules":0,"seconds":S,"empty_baskets":0,"duplicate_items":1}'
 "$bin" baskets --fimi "$tmp/t.dat" --min-support 2 --rules "$tmp/rules.txt" --min-confidence 0.6 > /dev/null || fail=1
 check rules "$(head -1 "$tmp/rules.txt")" "2 ==> 1 #SUP: 2 #CONF: 0.6666666666666666 #LIFT: 1"
 check rule-count "$(wc -l < "$tmp/rules.txt")" "4"
@@ -44,16 +44,32 @@ grep -q "bad.dat:2:3" "$tmp/e" || { echo "FAIL parse error names file:line:colum
 "$bin" baskets --fimi "$tmp/t.dat" --min-support 1 --max-itemsets 3 --itemsets "$tmp/cap.txt" 2> "$tmp/w" > /dev/null
 check cap-lines "$(wc -l < "$tmp/cap.txt")" "3"
 grep -q "warning: more than 3 itemsets" "$tmp/w" || { echo "FAIL cap warning"; fail=1; }
+# B8: empty baskets are kept and counted, duplicates collapsed and counted.
+# {3,7} (one 7 dropped), {}, {3}, {3,7} (two 7s dropped): 4 baskets, so 0.6
+# means 2.4 -> 3 baskets and only {3} (3 baskets) is frequent; were the empty
+# basket dropped, 0.6 x 3 -> 2 would also keep {7} and {3,7}.
+printf '7 3 7\n\n3\n7 7 7 3\n' > "$tmp/b8.dat"
+"$bin" baskets --fimi "$tmp/b8.dat" --min-support 0.6 --quiet > "$tmp/summary" || fail=1
+check b8-summary "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" \
+  "baskets: 4 baskets (1 empty, 3 duplicate items collapsed), 1 itemsets, 0 rules"
+"$bin" baskets --fimi "$tmp/b8.dat" --min-support 0.6 --json > "$tmp/j" || fail=1
+check b8-json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" \
+  '{"itemsets":1,"rules":0,"seconds":S,"empty_baskets":1,"duplicate_items":3}'
+printf 'milk,bread,milk\n\nbread\n' > "$tmp/b8.csv"
+"$bin" baskets --basket-csv "$tmp/b8.csv" --min-support 1 --json > "$tmp/j" || fail=1
+check b8-csv-json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" \
+  '{"itemsets":3,"rules":0,"seconds":S,"empty_baskets":1,"duplicate_items":1}'
+
 # count only (nothing written): exact, with no cap. One basket of 30 items at
 # support 1 has 2^30-1 non-empty subsets, past the 10^8 that caps a pre-flight
 # before writing; all 30 items are perfect extensions, so counting is instant.
 seq -s ' ' 1 30 > "$tmp/b30.dat"
 "$bin" baskets --fimi "$tmp/b30.dat" --min-support 1 --json --quiet > "$tmp/j" || fail=1
 check count-uncapped-json "$(sed 's/"seconds":[0-9.]*/"seconds":S/' "$tmp/j")" \
-  '{"itemsets":1073741823,"rules":0,"seconds":S}'
+  '{"itemsets":1073741823,"rules":0,"seconds":S,"empty_baskets":0,"duplicate_items":0}'
 # --max-itemsets caps what is written; with nothing written it caps nothing
 "$bin" baskets --fimi "$tmp/b30.dat" --min-support 1 --max-itemsets 5 --quiet > "$tmp/summary" || fail=1
-check count-uncapped "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 1 baskets, 1073741823 itemsets, 0 rules"
+check count-uncapped "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 1 baskets (0 empty, 0 duplicate items collapsed), 1073741823 itemsets, 0 rules"
 
 # --max-itemsets caps the itemsets written, not the rules: at support 1, t.dat
 # has 8 frequent itemsets (a4 b3 c3 d1 ab2 ac2 bc2 abc1), and its rules at
@@ -61,12 +77,12 @@ check count-uncapped "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 1 bask
 "$bin" baskets --fimi "$tmp/t.dat" --min-support 1 --max-itemsets 3 --itemsets "$tmp/cap2.txt" \
   --rules "$tmp/rules2.txt" --min-confidence 0.6 --quiet > "$tmp/summary" 2> /dev/null
 check cap-rules-exit "$?" 0
-check cap-rules-summary "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets, 3+ itemsets, 4 rules"
+check cap-rules-summary "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets (0 empty, 1 duplicate item collapsed), 3+ itemsets, 4 rules"
 check cap-rules-sets "$(wc -l < "$tmp/cap2.txt")" "3"
 check cap-rules-rules "$(wc -l < "$tmp/rules2.txt")" "4"
 "$bin" baskets --fimi "$tmp/t.dat" --min-support 1 --max-itemsets 3 --rules "$tmp/rules3.txt" \
   --min-confidence 0.6 --quiet > "$tmp/summary" || fail=1
-check cap-rules-count-only "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets, 8 itemsets, 4 rules"
+check cap-rules-count-only "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 6 baskets (0 empty, 1 duplicate item collapsed), 8 itemsets, 4 rules"
 
 # The rules guard counts every frequent itemset, since rules hold them all,
 # whatever --kind. {ab, ab, abc} at support 1: 7 frequent itemsets (a3 b3 c1
@@ -82,7 +98,7 @@ for kind in closed maximal; do
 done
 "$bin" baskets --fimi "$tmp/k.dat" --min-support 1 --kind closed --itemsets "$tmp/k-sets.txt" \
   --rules "$tmp/k-rules.txt" --max-rule-itemsets 7 --quiet > "$tmp/summary" || fail=1
-check guard-at-limit "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 3 baskets, 2 itemsets, 6 rules"
+check guard-at-limit "$(sed 's/, [0-9.]* s$//' "$tmp/summary")" "baskets: 3 baskets (0 empty, 0 duplicate items collapsed), 2 itemsets, 6 rules"
 check guard-closed-sets "$(sort "$tmp/k-sets.txt" | tr '\n' ';')" "1 2 #SUP: 3;1 2 3 #SUP: 1;"
 "$bin" baskets --fimi "$tmp/k.dat" --min-support 1 --recommend 1 --out "$tmp/k-recs.csv" \
   --max-rule-itemsets 6 --quiet > /dev/null 2>&1

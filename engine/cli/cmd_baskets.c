@@ -44,7 +44,8 @@ static const char usage[] =
     "                        for them (default 100000000; about 40-110 bytes each)\n"
     "  --include-returns     store: keep baskets that are cancellations/returns\n"
     "  --threads T           threads (default: all cores)\n"
-    "  --json                print the summary as {\"itemsets\":..,\"rules\":..,\"seconds\":..}\n"
+    "  --json                print the summary as {\"itemsets\":..,\"rules\":..,\"seconds\":..,\n"
+    "                        \"empty_baskets\":..,\"duplicate_items\":..}\n"
     "  --force               overwrite existing output files\n"
     "  --quiet               no progress line\n";
 
@@ -558,11 +559,19 @@ static int run_baskets(int argc, char **argv)
     uint64_t *coff = NULL;
     sm_item_id *citems = NULL;
     sm_count n_itemsets = 0, n_rules = 0;
+    uint64_t n_empty = 0, n_duplicates = 0;
     bool truncated = false;
     bool want_rules = rules_out != NULL || recs_out != NULL;
     if (rc != SM_OK)
         goto out;
     uint64_t n = in.csr.n_rows;
+    /* Reported (RELIABILITY B8) because both change the results silently: an
+     * empty basket still counts in the n that a fractional support and every
+     * rule measure divide by, and a collapsed duplicate is a purchase line the
+     * itemsets do not see. A store's baskets hold distinct items already. */
+    n_duplicates = in.file ? in.file->n_duplicates : 0;
+    for (uint64_t r = 0; r < n; r++)
+        n_empty += in.csr.offsets[r] == in.csr.offsets[r + 1];
 
     /* Rules and recommendations hold every frequent itemset in memory (about
      * 40-110 bytes each), whatever --kind and --max-len say, since each
@@ -713,12 +722,14 @@ out:
                          (rules_out && strcmp(rules_out, "-") == 0) || (recs_out && strcmp(recs_out, "-") == 0);
         FILE *s = to_stdout ? stderr : stdout;
         if (json)
-            fprintf(s, "{\"itemsets\":%" SM_PRI_COUNT ",\"rules\":%" SM_PRI_COUNT ",\"seconds\":%.3f%s}\n",
-                    n_itemsets, n_rules, seconds, truncated ? ",\"truncated\":true" : "");
+            fprintf(s, "{\"itemsets\":%" SM_PRI_COUNT ",\"rules\":%" SM_PRI_COUNT ",\"seconds\":%.3f,"
+                       "\"empty_baskets\":%" PRIu64 ",\"duplicate_items\":%" PRIu64 "%s}\n",
+                    n_itemsets, n_rules, seconds, n_empty, n_duplicates, truncated ? ",\"truncated\":true" : "");
         else
-            fprintf(s, "baskets: %" PRIu64 " baskets, %" SM_PRI_COUNT "%s itemsets, %" SM_PRI_COUNT
-                       " rules, %.3f s\n",
-                    in.csr.n_rows, n_itemsets, truncated ? "+" : "", n_rules, seconds);
+            fprintf(s, "baskets: %" PRIu64 " baskets (%" PRIu64 " empty, %" PRIu64 " duplicate item%s collapsed), %"
+                       SM_PRI_COUNT "%s itemsets, %" SM_PRI_COUNT " rules, %.3f s\n",
+                    in.csr.n_rows, n_empty, n_duplicates, n_duplicates == 1 ? "" : "s", n_itemsets,
+                    truncated ? "+" : "", n_rules, seconds);
     }
     sm_recommendations_destroy(recs);
     sm_rules_destroy(rules);
