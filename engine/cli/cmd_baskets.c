@@ -39,9 +39,13 @@ static const char usage[] =
     "  --format F            spmf | csv | jsonl for itemsets and rules (default: by the\n"
     "                        extension of OUT, .csv or .jsonl, else spmf)\n"
     "  --max-itemsets N      stop writing after N itemsets (a warning says so beforehand)\n"
+    "  --max-rule-itemsets N rules, recommend: refuse to run when more than N frequent\n"
+    "                        itemsets (of any --kind/--max-len) would be held in memory\n"
+    "                        for them (default 100000000; about 40-110 bytes each)\n"
     "  --include-returns     store: keep baskets that are cancellations/returns\n"
     "  --threads T           threads (default: all cores)\n"
-    "  --json                print the summary as {\"itemsets\":..,\"rules\":..,\"seconds\":..}\n"
+    "  --json                print the summary as {\"itemsets\":..,\"rules\":..,\"seconds\":..,\n"
+    "                        \"empty_baskets\":..,\"duplicate_items\":..}\n"
     "  --force               overwrite existing output files\n"
     "  --quiet               no progress line\n";
 
@@ -50,6 +54,11 @@ const sm_cli_command sm_cmd_baskets = {"baskets", "frequent itemsets, associatio
                                        run_baskets};
 
 enum fmt { FMT_AUTO, FMT_SPMF, FMT_CSV, FMT_JSONL };
+
+/* Past this many itemsets a run warns before writing them, and refuses to hold
+ * them for rules unless --max-rule-itemsets says otherwise: at 40-110 bytes
+ * each, 10^8 itemsets are already 4-11 GB. */
+static const sm_count default_limit = 100000000;
 
 /* The baskets whatever their source. For file inputs each basket is its own
  * customer (id = basket index, 0-based). */
@@ -380,7 +389,7 @@ static int run_baskets(int argc, char **argv)
     enum {
         O_STORE = 256, O_FIMI, O_BCSV, O_MINSUP, O_MAXLEN, O_KIND, O_ITEMSETS, O_RULES, O_MINCONF, O_MINLIFT,
         O_CSIZE, O_MAXRULES, O_SORT, O_RECOMMEND, O_OUT, O_SCORE, O_FORMAT, O_MAXSETS, O_RETURNS, O_THREADS,
-        O_JSON, O_FORCE, O_QUIET
+        O_JSON, O_FORCE, O_QUIET, O_RULELIMIT
     };
     static const struct option opts[] = {
         {"store", required_argument, 0, O_STORE}, {"fimi", required_argument, 0, O_FIMI},
@@ -394,11 +403,12 @@ static int run_baskets(int argc, char **argv)
         {"format", required_argument, 0, O_FORMAT}, {"max-itemsets", required_argument, 0, O_MAXSETS},
         {"include-returns", no_argument, 0, O_RETURNS}, {"threads", required_argument, 0, O_THREADS},
         {"json", no_argument, 0, O_JSON}, {"force", no_argument, 0, O_FORCE}, {"quiet", no_argument, 0, O_QUIET},
-        {0, 0, 0, 0}};
+        {"max-rule-itemsets", required_argument, 0, O_RULELIMIT}, {0, 0, 0, 0}};
     const char *store = NULL, *fimi = NULL, *bcsv = NULL, *itemsets_out = NULL, *rules_out = NULL,
                *recs_out = NULL;
     bool have_support = false, json = false, force = false, quiet = false, include_returns = false;
     uint64_t top_n = 0;
+    sm_count rule_limit = default_limit;
     enum fmt fmt = FMT_AUTO;
     sm_fim_params fp;
     sm_fim_params_init(&fp);
@@ -503,6 +513,11 @@ static int run_baskets(int argc, char **argv)
                 return SM_EXIT_USAGE;
             fp.max_itemsets = v;
             break;
+        case O_RULELIMIT:
+            if (!sm_cli_parse_u64(cmd, "--max-rule-itemsets", optarg, 1, UINT64_MAX, &v))
+                return SM_EXIT_USAGE;
+            rule_limit = v;
+            break;
         case O_RETURNS: include_returns = true; break;
         case O_THREADS:
             if (!sm_cli_parse_threads(cmd, optarg, &threads))
@@ -544,36 +559,74 @@ static int run_baskets(int argc, char **argv)
     uint64_t *coff = NULL;
     sm_item_id *citems = NULL;
     sm_count n_itemsets = 0, n_rules = 0;
+    uint64_t n_empty = 0, n_duplicates = 0;
     bool truncated = false;
     bool want_rules = rules_out != NULL || recs_out != NULL;
     if (rc != SM_OK)
         goto out;
     uint64_t n = in.csr.n_rows;
+    /* Reported (RELIABILITY B8) because both change the results silently: an
+     * empty basket still counts in the n that a fractional support and every
+     * rule measure divide by, and a collapsed duplicate is a purchase line the
+     * itemsets do not see. A store's baskets hold distinct items already. */
+    n_duplicates = in.file ? in.file->n_duplicates : 0;
+    for (uint64_t r = 0; r < n; r++)
+        n_empty += in.csr.offsets[r] == in.csr.offsets[r + 1];
 
-    /* Pre-flight: count first (cheap) so that a run about to explode says so. */
-    sm_fim_params pre = fp;
-    const sm_count big = 100000000;
-    pre.max_itemsets = fp.max_itemsets ? fp.max_itemsets : big;
+    /* Rules and recommendations hold every frequent itemset in memory (about
+     * 40-110 bytes each), whatever --kind and --max-len say, since each
+     * antecedent needs its support. So their guard counts all of them, against
+     * a limit of its own: --max-itemsets caps only what is written. */
+    bool rule_sets = fp.kind == SM_FIM_ALL && fp.max_len == SM_FIM_NO_MAX_LEN; /* reported = held for rules */
+    bool counted = false;
     sm_fim_result res;
-    rc = sm_fim_mine(&in.csr, &pre, NULL, NULL, &res, &err);
-    if (rc != SM_OK)
-        goto out;
-    n_itemsets = res.n_itemsets;
-    truncated = res.truncated;
-    if (res.truncated && itemsets_out != NULL) {
-        if (fp.max_itemsets)
+    if (want_rules) {
+        sm_fim_params guard = fp;
+        guard.kind = SM_FIM_ALL;
+        guard.max_len = SM_FIM_NO_MAX_LEN;
+        guard.max_itemsets = rule_limit;
+        rc = sm_fim_mine(&in.csr, &guard, NULL, NULL, &res, &err);
+        if (rc != SM_OK)
+            goto out;
+        if (res.truncated) {
+            sm_error_set(&err, SM_ERR_OVERFLOW, "more than %" SM_PRI_COUNT " frequent itemsets: too many to hold "
+                         "for rules (about 40-110 bytes each); raise --min-support, or --max-rule-itemsets "
+                         "if memory allows", rule_limit);
+            rc = SM_ERR_OVERFLOW;
+            goto out;
+        }
+        if (rule_sets) {
+            n_itemsets = res.n_itemsets;
+            counted = true;
+        }
+    }
+    if (itemsets_out == NULL && !counted) {
+        /* Nothing written: the count is the answer, and counting holds nothing
+         * in memory, so it runs without a cap and the summary is exact. */
+        sm_fim_params all = fp;
+        all.max_itemsets = 0;
+        rc = sm_fim_mine(&in.csr, &all, NULL, NULL, &res, &err);
+        if (rc != SM_OK)
+            goto out;
+        n_itemsets = res.n_itemsets;
+    } else if (itemsets_out != NULL) {
+        /* Count first (cheap) so that a run about to explode says so. */
+        sm_count cap = fp.max_itemsets ? fp.max_itemsets : default_limit;
+        bool over = counted && n_itemsets > cap;
+        if (!counted) {
+            sm_fim_params pre = fp;
+            pre.max_itemsets = cap;
+            rc = sm_fim_mine(&in.csr, &pre, NULL, NULL, &res, &err);
+            if (rc != SM_OK)
+                goto out;
+            over = res.truncated;
+        }
+        if (over && fp.max_itemsets)
             fprintf(stderr, "segmint baskets: warning: more than %" SM_PRI_COUNT " itemsets at this support; "
                             "the output stops there (--max-itemsets)\n", fp.max_itemsets);
-        else
+        else if (over)
             fprintf(stderr, "segmint baskets: warning: more than %" SM_PRI_COUNT " itemsets at this support; "
-                            "the output will be very large (cap it with --max-itemsets N)\n", big);
-    }
-    if (want_rules && res.truncated && fp.kind == SM_FIM_ALL) {
-        sm_error_set(&err, SM_ERR_OVERFLOW, "more than %" SM_PRI_COUNT " frequent itemsets: too many to "
-                                            "derive rules from; raise --min-support or set --max-len",
-                     pre.max_itemsets);
-        rc = SM_ERR_OVERFLOW;
-        goto out;
+                            "the output will be very large (cap it with --max-itemsets N)\n", default_limit);
     }
     if (want_rules && (rc = sm_itemsets_create(&table, &err)) != SM_OK)
         goto out;
@@ -669,12 +722,14 @@ out:
                          (rules_out && strcmp(rules_out, "-") == 0) || (recs_out && strcmp(recs_out, "-") == 0);
         FILE *s = to_stdout ? stderr : stdout;
         if (json)
-            fprintf(s, "{\"itemsets\":%" SM_PRI_COUNT ",\"rules\":%" SM_PRI_COUNT ",\"seconds\":%.3f%s}\n",
-                    n_itemsets, n_rules, seconds, truncated ? ",\"truncated\":true" : "");
+            fprintf(s, "{\"itemsets\":%" SM_PRI_COUNT ",\"rules\":%" SM_PRI_COUNT ",\"seconds\":%.3f,"
+                       "\"empty_baskets\":%" PRIu64 ",\"duplicate_items\":%" PRIu64 "%s}\n",
+                    n_itemsets, n_rules, seconds, n_empty, n_duplicates, truncated ? ",\"truncated\":true" : "");
         else
-            fprintf(s, "baskets: %" PRIu64 " baskets, %" SM_PRI_COUNT "%s itemsets, %" SM_PRI_COUNT
-                       " rules, %.3f s\n",
-                    in.csr.n_rows, n_itemsets, truncated ? "+" : "", n_rules, seconds);
+            fprintf(s, "baskets: %" PRIu64 " baskets (%" PRIu64 " empty, %" PRIu64 " duplicate item%s collapsed), %"
+                       SM_PRI_COUNT "%s itemsets, %" SM_PRI_COUNT " rules, %.3f s\n",
+                    in.csr.n_rows, n_empty, n_duplicates, n_duplicates == 1 ? "" : "s", n_itemsets,
+                    truncated ? "+" : "", n_rules, seconds);
     }
     sm_recommendations_destroy(recs);
     sm_rules_destroy(rules);
