@@ -341,17 +341,29 @@ static int reader_loop(const char *dir, uint64_t before, uint64_t after, int max
     return result;
 }
 
-START_TEST(reader_processes_see_whole_snapshots_during_an_import)
+/* A store holding a 2,000-row base import, a log of `pending` more rows
+ * written to dir/NAME but not imported, and the store's row count now. */
+static sm_store *store_with_pending_log(char *dir, size_t cap, const char *tag, char *path, size_t path_cap,
+                                       const char *name, uint64_t pending, uint64_t seed, uint64_t *rows_now)
 {
-    char dir[1024], path[1200];
-    sm_store *s = scratch_store(dir, sizeof dir, "readers");
+    sm_store *s = scratch_store(dir, cap, tag);
     import_log(s, dir, "base.csv", 2000, 1);
-    snprintf(path, sizeof path, "%s/big.csv", dir);
-    generate_log(path, 150000, 2);
+    snprintf(path, path_cap, "%s/%s", dir, name);
+    generate_log(path, pending, seed);
     sm_store_info info;
     sm_error err;
     ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
-    uint64_t before = info.tx_rows, after = before + 150000;
+    *rows_now = info.tx_rows;
+    return s;
+}
+
+START_TEST(reader_processes_see_whole_snapshots_during_an_import)
+{
+    char dir[1024], path[1200];
+    uint64_t before;
+    sm_store *s = store_with_pending_log(dir, sizeof dir, "readers", path, sizeof path, "big.csv", 150000, 2, &before);
+    uint64_t after = before + 150000;
+    sm_error err;
     enum { READERS = 8 };
     pid_t pids[READERS];
     for (int r = 0; r < READERS; r++) {
@@ -412,14 +424,9 @@ static int pinned_reader(const char *dir, uint64_t before, uint64_t after, int r
 START_TEST(a_pinned_snapshot_hides_a_concurrent_import)
 {
     char dir[1024], path[1200];
-    sm_store *s = scratch_store(dir, sizeof dir, "pinned");
-    import_log(s, dir, "base.csv", 2000, 1);
-    snprintf(path, sizeof path, "%s/more.csv", dir);
-    generate_log(path, 3000, 5);
-    sm_store_info info;
+    uint64_t before;
+    sm_store *s = store_with_pending_log(dir, sizeof dir, "pinned", path, sizeof path, "more.csv", 3000, 5, &before);
     sm_error err;
-    ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
-    uint64_t before = info.tx_rows;
     int ready[2], go[2];
     ck_assert_int_eq(pipe(ready), 0);
     ck_assert_int_eq(pipe(go), 0);
@@ -477,18 +484,14 @@ static void *reader_thread(void *arg)
 START_TEST(reader_threads_share_the_handle_while_it_imports_and_grows)
 {
     char dir[1024], path[1200];
-    sm_store *s = scratch_store(dir, sizeof dir, "threads");
-    import_log(s, dir, "base.csv", 2000, 1);
-    snprintf(path, sizeof path, "%s/big.csv", dir);
-    generate_log(path, 60000, 3);
-    sm_store_info info;
+    uint64_t before;
+    sm_store *s = store_with_pending_log(dir, sizeof dir, "threads", path, sizeof path, "big.csv", 60000, 3, &before);
     sm_error err;
-    ck_assert_int_eq(sm_store_get_info(s, &info, &err), SM_OK);
     volatile int stop = 0;
     thread_reader r[4];
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
-        r[i] = (thread_reader){s, info.tx_rows, info.tx_rows + 60000, &stop, 0, 0};
+        r[i] = (thread_reader){s, before, before + 60000, &stop, 0, 0};
         ck_assert_int_eq(pthread_create(&th[i], NULL, reader_thread, &r[i]), 0);
     }
     sm_import_options o;
