@@ -217,35 +217,25 @@ int sm_robust_column_stats(double *median, double *scale, const float *x, size_t
 
 /* --- centroid distance ----------------------------------------------------- */
 
-int sm_centroid_outliers(double *scores, double *cluster_median, double *cluster_scale,
-                         const float *x, size_t n, size_t d, size_t ld,
-                         const sm_cluster_id *labels, const float *centers, size_t k,
-                         int n_threads, sm_error *err)
+static int check_labels(const sm_cluster_id *labels, size_t n, size_t k, sm_error *err)
 {
-    if (scores == NULL || x == NULL || labels == NULL)
-        return sm_error_set(err, SM_ERR_INVALID_ARG, "scores, x or labels is NULL");
-    if (n < 1 || d < 1 || ld < d || k < 1)
-        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "k",
-                               "need n >= 1, d >= 1, ld >= d, k >= 1 (n=%zu, d=%zu, ld=%zu, k=%zu)",
-                               n, d, ld, k);
-    if (n_threads < 0)
-        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "n_threads",
-                               "n_threads=%d must be >= 0", n_threads);
     for (size_t i = 0; i < n; i++)
         if ((size_t)labels[i] >= k)
             return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, i + 1, 0, "labels",
                                    "row %zu has label %" SM_PRI_CLUSTER " >= k=%zu", i, labels[i], k);
+    return SM_OK;
+}
+
+/* The per-cluster robust z of distances; labels already checked. */
+static int distance_scores(double *scores, double *cluster_median, double *cluster_scale,
+                           const double *dist, size_t n, const sm_cluster_id *labels, size_t k,
+                           int threads, sm_error *err)
+{
     int rc = SM_OK;
-    const int threads = thread_count(n_threads);
-    double *mean = NULL, *dist = NULL, *grouped = NULL;
-    size_t *start = sm_calloc(k + 1, sizeof *start);
+    size_t *start = sm_calloc(k + 1, sizeof *start), *fill = sm_alloc_array(k, sizeof *fill);
     double *med = sm_alloc_array(k, sizeof *med), *scl = sm_alloc_array(k, sizeof *scl);
-    dist = sm_alloc_array(n, sizeof *dist);
-    grouped = sm_alloc_array(n, sizeof *grouped);
-    if (centers == NULL)
-        mean = sm_calloc(k * d, sizeof *mean);
-    if (start == NULL || med == NULL || scl == NULL || dist == NULL || grouped == NULL ||
-        (centers == NULL && mean == NULL)) {
+    double *grouped = sm_alloc_array(n, sizeof *grouped);
+    if (start == NULL || fill == NULL || med == NULL || scl == NULL || grouped == NULL) {
         rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the centroid detector");
         goto out;
     }
@@ -253,39 +243,9 @@ int sm_centroid_outliers(double *scores, double *cluster_median, double *cluster
         start[labels[i] + 1]++;
     for (size_t c = 0; c < k; c++)
         start[c + 1] += start[c];
-    if (centers == NULL) {
-        /* Cluster means in double, rows summed in index order. */
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < d; j++)
-                mean[labels[i] * d + j] += x[i * ld + j];
-        for (size_t c = 0; c < k; c++) {
-            size_t members = start[c + 1] - start[c];
-            for (size_t j = 0; j < d && members > 0; j++)
-                mean[c * d + j] /= (double)members;
-        }
-    }
-#pragma omp parallel for schedule(static) num_threads(threads) default(none) \
-    shared(dist, x, n, d, ld, labels, centers, mean)
-    for (size_t i = 0; i < n; i++) {
-        double s = 0.0;
-        for (size_t j = 0; j < d; j++) {
-            double c = centers != NULL ? (double)centers[labels[i] * d + j] : mean[labels[i] * d + j];
-            double t = (double)x[i * ld + j] - c;
-            s += t * t;
-        }
-        dist[i] = sqrt(s);
-    }
-    {
-        size_t *fill = sm_alloc_array(k, sizeof *fill);
-        if (fill == NULL) {
-            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the centroid detector");
-            goto out;
-        }
-        memcpy(fill, start, k * sizeof *fill);
-        for (size_t i = 0; i < n; i++)
-            grouped[fill[labels[i]]++] = dist[i];
-        sm_free(fill);
-    }
+    memcpy(fill, start, k * sizeof *fill);
+    for (size_t i = 0; i < n; i++)
+        grouped[fill[labels[i]]++] = dist[i];
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) default(none) \
     shared(grouped, start, med, scl, k)
     for (size_t c = 0; c < k; c++) {
@@ -305,11 +265,92 @@ int sm_centroid_outliers(double *scores, double *cluster_median, double *cluster
         memcpy(cluster_scale, scl, k * sizeof *scl);
 out:
     sm_free(start);
+    sm_free(fill);
     sm_free(med);
     sm_free(scl);
-    sm_free(dist);
     sm_free(grouped);
+    return rc;
+}
+
+int sm_centroid_distance_scores(double *scores, double *cluster_median, double *cluster_scale,
+                                const double *distances, size_t n, const sm_cluster_id *labels,
+                                size_t k, int n_threads, sm_error *err)
+{
+    if (scores == NULL || distances == NULL || labels == NULL)
+        return sm_error_set(err, SM_ERR_INVALID_ARG, "scores, distances or labels is NULL");
+    if (n < 1 || k < 1)
+        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "k",
+                               "need n >= 1, k >= 1 (n=%zu, k=%zu)", n, k);
+    if (n_threads < 0)
+        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "n_threads",
+                               "n_threads=%d must be >= 0", n_threads);
+    int rc = check_labels(labels, n, k, err);
+    if (rc != SM_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (!(distances[i] >= 0.0 && isfinite(distances[i])))
+            return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, i + 1, 0, "distances",
+                                   "row %zu has distance %g (need a finite value >= 0)", i,
+                                   distances[i]);
+    return distance_scores(scores, cluster_median, cluster_scale, distances, n, labels, k,
+                           thread_count(n_threads), err);
+}
+
+int sm_centroid_outliers(double *scores, double *cluster_median, double *cluster_scale,
+                         const float *x, size_t n, size_t d, size_t ld,
+                         const sm_cluster_id *labels, const float *centers, size_t k,
+                         int n_threads, sm_error *err)
+{
+    if (scores == NULL || x == NULL || labels == NULL)
+        return sm_error_set(err, SM_ERR_INVALID_ARG, "scores, x or labels is NULL");
+    if (n < 1 || d < 1 || ld < d || k < 1)
+        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "k",
+                               "need n >= 1, d >= 1, ld >= d, k >= 1 (n=%zu, d=%zu, ld=%zu, k=%zu)",
+                               n, d, ld, k);
+    if (n_threads < 0)
+        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "n_threads",
+                               "n_threads=%d must be >= 0", n_threads);
+    int rc = check_labels(labels, n, k, err);
+    if (rc != SM_OK)
+        return rc;
+    const int threads = thread_count(n_threads);
+    double *mean = NULL, *dist = sm_alloc_array(n, sizeof *dist);
+    size_t *members = NULL;
+    if (centers == NULL) {
+        mean = sm_calloc(k * d, sizeof *mean);
+        members = sm_calloc(k, sizeof *members);
+    }
+    if (dist == NULL || (centers == NULL && (mean == NULL || members == NULL))) {
+        rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the centroid detector");
+        goto out;
+    }
+    if (centers == NULL) {
+        /* Cluster means in double, rows summed in index order. */
+        for (size_t i = 0; i < n; i++) {
+            members[labels[i]]++;
+            for (size_t j = 0; j < d; j++)
+                mean[labels[i] * d + j] += x[i * ld + j];
+        }
+        for (size_t c = 0; c < k; c++)
+            for (size_t j = 0; j < d && members[c] > 0; j++)
+                mean[c * d + j] /= (double)members[c];
+    }
+#pragma omp parallel for schedule(static) num_threads(threads) default(none) \
+    shared(dist, x, n, d, ld, labels, centers, mean)
+    for (size_t i = 0; i < n; i++) {
+        double s = 0.0;
+        for (size_t j = 0; j < d; j++) {
+            double c = centers != NULL ? (double)centers[labels[i] * d + j] : mean[labels[i] * d + j];
+            double t = (double)x[i * ld + j] - c;
+            s += t * t;
+        }
+        dist[i] = sqrt(s);
+    }
+    rc = distance_scores(scores, cluster_median, cluster_scale, dist, n, labels, k, threads, err);
+out:
+    sm_free(dist);
     sm_free(mean);
+    sm_free(members);
     return rc;
 }
 

@@ -313,9 +313,108 @@ static int split_key_value(sm_store *store, sm_key_kind kind, const MDB_val *v, 
     return SM_OK;
 }
 
+/* Longest basket_keys key: the synthesised 0x1F customer 0x1F time, with a
+ * 255-byte customer key and a 20-character time. */
+#define BASKET_KEY_RECORD_MAX (SM_STORE_KEY_MAX + 22u)
+
+/* Basket keys by id from basket_keys (key -> id; there is no id -> key
+ * sub-database), in one cursor pass. Ids without an external key point at
+ * the "" at text[0]. */
+static int load_basket_keys(sm_store *store, sm_key_table *out, sm_error *err)
+{
+    MDB_txn *txn;
+    store_stats stats;
+    int status = begin_with_stats(store, &txn, &stats, NULL, err);
+    if (status != SM_OK)
+        return status;
+    /* Every basket has a record of at least 24 bytes in `baskets`. */
+    if (stats.v[ST_BASKETS] > UINT32_MAX || !store_plausible(stats.v[ST_BASKETS], 24, store_used_bytes(store))) {
+        store_read_end(store, txn);
+        return store_corrupt(store, err, "the meta record counts more baskets than the file can hold");
+    }
+    const uint32_t n = (uint32_t)stats.v[ST_BASKETS];
+    size_t *key_off = sm_calloc((size_t)n + 1, sizeof *key_off); /* 0: "" */
+    uint8_t *seen = sm_calloc((size_t)n + 1, 1);
+    size_t cap = 1 << 16, used = 0;
+    char *text = sm_malloc(cap);
+    out->keys = sm_alloc_array((size_t)n + 1, sizeof *out->keys);
+    MDB_cursor *cursor = NULL;
+    if (key_off == NULL || seen == NULL || text == NULL || out->keys == NULL) {
+        status = sm_error_set(err, SM_ERR_NOMEM, "out of memory loading %" PRIu32 " basket keys", n);
+        goto out;
+    }
+    text[used++] = '\0';
+    status = open_cursor(store, txn, DB_BASKET_KEYS, &cursor, err);
+    if (status != SM_OK)
+        goto out;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        if (v.mv_size != 4) {
+            status = store_corrupt(store, err, "basket_keys record of %zu bytes", v.mv_size);
+            break;
+        }
+        uint32_t id = le32_get(v.mv_data);
+        if (id >= n || seen[id]) {
+            status = store_corrupt(store, err,
+                                   id >= n ? "basket_keys maps a key to basket %" PRIu32 ", beyond the %" PRIu32
+                                             " baskets the meta record counts"
+                                           : "basket_keys maps two keys to basket %" PRIu32 " (of %" PRIu32 ")",
+                                   id, n);
+            break;
+        }
+        seen[id] = 1;
+        const unsigned char *key = k.mv_data;
+        if (k.mv_size == 0 || k.mv_size > BASKET_KEY_RECORD_MAX || memchr(key, '\0', k.mv_size) != NULL ||
+            (key[0] != 0x1F && k.mv_size > SM_STORE_KEY_MAX)) {
+            status = store_corrupt(store, err, "basket_keys holds an invalid key for basket %" PRIu32, id);
+            break;
+        }
+        if (key[0] != 0x1F) { /* 0x1F: synthesised from (customer, time), not an external key */
+            size_t need = used + k.mv_size + 1;
+            if (need > cap) {
+                while (cap < need)
+                    cap *= 2;
+                char *bigger = sm_realloc_array(text, cap, 1);
+                if (bigger == NULL) {
+                    status = sm_error_set(err, SM_ERR_NOMEM, "out of memory loading basket keys");
+                    break;
+                }
+                text = bigger;
+            }
+            key_off[id] = used;
+            memcpy(text + used, key, k.mv_size);
+            used += k.mv_size;
+            text[used++] = '\0';
+        }
+        rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+    }
+    if (status == SM_OK && rc != MDB_NOTFOUND)
+        status = store_fail(store, err, rc, "reading basket keys");
+    if (status == SM_OK) {
+        out->n = n;
+        out->text = text;
+        text = NULL;
+        for (uint32_t i = 0; i < n; i++)
+            out->keys[i] = out->text + key_off[i];
+    }
+out:
+    if (cursor != NULL)
+        mdb_cursor_close(cursor);
+    store_read_end(store, txn);
+    sm_free(key_off);
+    sm_free(seen);
+    sm_free(text);
+    if (status != SM_OK)
+        sm_key_table_free(out);
+    return status;
+}
+
 int sm_store_load_keys(sm_store *store, sm_key_kind kind, sm_key_table *out, sm_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (kind == SM_KEYS_BASKETS)
+        return load_basket_keys(store, out, err);
     if (kind != SM_KEYS_CUSTOMERS && kind != SM_KEYS_ITEMS)
         return sm_error_set(err, SM_ERR_INVALID_ARG, "unknown key kind %d", (int)kind);
     MDB_txn *txn;
@@ -421,6 +520,9 @@ static void copy_utf8(char *dst, size_t cap, const unsigned char *src, size_t le
 int sm_store_key(sm_store *store, sm_key_kind kind, uint32_t id, char *buf, size_t cap, char *description,
                  size_t desc_cap, sm_error *err)
 {
+    if (kind == SM_KEYS_BASKETS)
+        return sm_error_set(err, SM_ERR_INVALID_ARG,
+                            "basket keys are stored key -> id only: load them with sm_store_load_keys");
     if (kind != SM_KEYS_CUSTOMERS && kind != SM_KEYS_ITEMS)
         return sm_error_set(err, SM_ERR_INVALID_ARG, "unknown key kind %d", (int)kind);
     if (buf == NULL || cap == 0 || (description != NULL && desc_cap == 0))
@@ -457,9 +559,14 @@ int sm_store_key(sm_store *store, sm_key_kind kind, uint32_t id, char *buf, size
     return status;
 }
 
+static const char *kind_name(sm_key_kind kind)
+{
+    return kind == SM_KEYS_CUSTOMERS ? "customer" : kind == SM_KEYS_ITEMS ? "item" : "basket";
+}
+
 int sm_store_find(sm_store *store, sm_key_kind kind, const char *key, size_t len, uint32_t *id, sm_error *err)
 {
-    if (kind != SM_KEYS_CUSTOMERS && kind != SM_KEYS_ITEMS)
+    if (kind != SM_KEYS_CUSTOMERS && kind != SM_KEYS_ITEMS && kind != SM_KEYS_BASKETS)
         return sm_error_set(err, SM_ERR_INVALID_ARG, "unknown key kind %d", (int)kind);
     if (len == 0 || len > SM_STORE_KEY_MAX)
         return sm_error_set(err, SM_ERR_NOT_FOUND, "no key of %zu bytes exists", len);
@@ -468,10 +575,11 @@ int sm_store_find(sm_store *store, sm_key_kind kind, const char *key, size_t len
     if (status != SM_OK)
         return status;
     MDB_val k = {len, (void *)key}, v;
-    int rc = mdb_get(txn, store->dbi[kind == SM_KEYS_CUSTOMERS ? DB_CUSTOMERS : DB_ITEMS], &k, &v);
+    int db = kind == SM_KEYS_CUSTOMERS ? DB_CUSTOMERS : kind == SM_KEYS_ITEMS ? DB_ITEMS : DB_BASKET_KEYS;
+    int rc = mdb_get(txn, store->dbi[db], &k, &v);
     if (rc == MDB_NOTFOUND)
-        status = sm_error_set_at(err, SM_ERR_NOT_FOUND, store->path, 0, 0, NULL, "no %s \"%.*s\"",
-                                 kind == SM_KEYS_CUSTOMERS ? "customer" : "item", (int)SM_MIN(len, (size_t)80), key);
+        status = sm_error_set_at(err, SM_ERR_NOT_FOUND, store->path, 0, 0, NULL, "no %s \"%.*s\"", kind_name(kind),
+                                 (int)SM_MIN(len, (size_t)80), key);
     else if (rc != 0)
         status = store_fail(store, err, rc, "looking up a key");
     else if (v.mv_size != 4)

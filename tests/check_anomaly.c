@@ -880,6 +880,40 @@ START_TEST(centroid_hand_case)
 }
 END_TEST
 
+/* Distances given (a stored k-means run's), not recomputed. Cluster 0:
+ * {50, 40, 30, 20, 10, 0, 150} (seven customers' |x - 70|), median 30,
+ * absolute deviations {20, 10, 0, 10, 20, 30, 120}, MAD 20, so the far one
+ * scores 120 / (1.4826 * 20) = 4.0469. Cluster 1: {2, 2}: no spread, 0. */
+START_TEST(centroid_from_given_distances)
+{
+    const double dist[] = {50, 40, 30, 20, 10, 0, 150, 2, 2};
+    const sm_cluster_id labels[] = {0, 0, 0, 0, 0, 0, 0, 1, 1};
+    double s[9], med[2], scl[2];
+    ck_assert_int_eq(sm_centroid_distance_scores(s, med, scl, dist, 9, labels, 2, 0, NULL), SM_OK);
+    ck_assert_double_eq(med[0], 30);
+    ck_assert_double_eq_tol(scl[0], 20 * 1.482602218505602, 1e-12);
+    ck_assert_double_eq_tol(s[6], 120 / (20 * 1.482602218505602), 1e-12);
+    ck_assert_double_eq_tol(s[6], 4.0469, 1e-4);
+    ck_assert_double_eq_tol(s[5], -30 / (20 * 1.482602218505602), 1e-12);
+    ck_assert_double_eq(s[7], 0);
+    ck_assert_double_eq(scl[1], 0);
+    /* The same rows through sm_centroid_outliers with one column x and
+     * centre 70 give the same scores. */
+    const float x[] = {20, 30, 40, 50, 60, 70, 220, 1, 5};
+    const float centers[] = {70, 3};
+    double s2[9];
+    ck_assert_int_eq(sm_centroid_outliers(s2, NULL, NULL, x, 9, 1, 1, labels, centers, 2, 3, NULL), SM_OK);
+    ck_assert_mem_eq(s, s2, sizeof s);
+    /* A negative or NaN distance is refused with its row. */
+    sm_error err;
+    const double bad[] = {1, 2, -1};
+    ck_assert_int_eq(sm_centroid_distance_scores(s, NULL, NULL, bad, 3, labels, 1, 0, &err),
+                     SM_ERR_INVALID_ARG);
+    ck_assert_uint_eq(err.line, 3);
+    ck_assert_ptr_nonnull(strstr(err.msg, "row 2 has distance -1"));
+}
+END_TEST
+
 START_TEST(centroid_matches_reference_and_flags_misfit)
 {
     /* Three blobs of different widths; row 5 sits in cluster 0's label but
@@ -1395,6 +1429,7 @@ static Suite *anomaly_suite(void)
     tcase_add_test(core, column_stats_hand_cases);
     tcase_add_test(core, column_stats_match_reference_any_threads);
     tcase_add_test(core, centroid_hand_case);
+    tcase_add_test(core, centroid_from_given_distances);
     tcase_add_test(core, centroid_matches_reference_and_flags_misfit);
     tcase_add_test(core, transactions_hand_case);
     tcase_add_test(core, transactions_reference_threads_and_errors);

@@ -270,6 +270,8 @@ START_TEST(random_bit_flips_never_crash_a_verified_open)
                 sm_basket_table_free(&b);
             if (sm_store_load_keys(c, SM_KEYS_ITEMS, &k, &e) == SM_OK)
                 sm_key_table_free(&k);
+            if (sm_store_load_keys(c, SM_KEYS_BASKETS, &k, &e) == SM_OK)
+                sm_key_table_free(&k);
             if (sm_store_features_get(c, "f", &m, &e) == SM_OK)
                 sm_feature_matrix_free(&m);
             if (sm_store_sources(c, &src, &n_src, &e) == SM_OK)
@@ -797,6 +799,75 @@ START_TEST(runs_and_assignments_round_trip)
 }
 END_TEST
 
+/* --- basket keys ------------------------------------------------------------------------------------ */
+
+/* The store keeps basket keys only as key -> id; the loader turns them
+ * around. Hand-derived: baskets are numbered in the order the import meets
+ * them, so INV-7, INV-3, INV-9 are ids 0, 1, 2; a second file without a
+ * basket column makes basket 3 from (c3, time), which has no invoice key. */
+START_TEST(basket_keys_map_ids_back_to_invoices)
+{
+    char dir[1024], path[1200];
+    sm_store *s = scratch_store(dir, sizeof dir, "basket-keys");
+    sm_import_options o;
+    sm_import_options_init(&o);
+    sm_error err;
+    fixture(dir, "shop.csv",
+            "customer,basket,item,quantity,price,time\n"
+            "c1,INV-7,A,2,1.50,2021-01-02T10:00:00Z\n"
+            "c2,INV-3,B,1,0.25,2021-01-01T09:00:00Z\n"
+            "c1,INV-7,B,1,0.25,2021-01-02T10:00:00Z\n"
+            "c1,INV-9,A,1,1.50,2021-01-05T00:00:00Z\n",
+            path, sizeof path);
+    ck_assert_msg(import_one(s, path, &o, NULL, NULL, &err) == SM_OK, "%s", err.msg);
+    fixture(dir, "more.csv", "customer,time,amount\nc3,2021-02-01,5\n", path, sizeof path);
+    ck_assert_msg(import_one(s, path, &o, NULL, NULL, &err) == SM_OK, "%s", err.msg);
+
+    sm_key_table k;
+    ck_assert_msg(sm_store_load_keys(s, SM_KEYS_BASKETS, &k, &err) == SM_OK, "%s", err.msg);
+    ck_assert_uint_eq(k.n, 4);
+    ck_assert_ptr_null(k.descriptions);
+    ck_assert_str_eq(k.keys[0], "INV-7");
+    ck_assert_str_eq(k.keys[1], "INV-3");
+    ck_assert_str_eq(k.keys[2], "INV-9");
+    ck_assert_str_eq(k.keys[3], ""); /* synthesised (c3, 2021-02-01): no invoice */
+    /* The ids the transactions carry map back to the invoices of their rows:
+     * c1 (customer 0) has INV-7 twice (01-02) then INV-9; c2 has INV-3. */
+    sm_tx_table t;
+    ck_assert_int_eq(sm_store_load_tx(s, &t, NULL, &err), SM_OK);
+    ck_assert_uint_eq(t.n_rows, 5);
+    static const char *const invoice_of_row[] = {"INV-7", "INV-7", "INV-9", "INV-3", ""};
+    for (int r = 0; r < 5; r++)
+        ck_assert_str_eq(k.keys[t.basket[r]], invoice_of_row[r]);
+    sm_tx_table_free(&t);
+    sm_key_table_free(&k);
+    uint32_t id = 0;
+    ck_assert_int_eq(sm_store_find(s, SM_KEYS_BASKETS, "INV-9", 5, &id, &err), SM_OK);
+    ck_assert_uint_eq(id, 2);
+    ck_assert_int_eq(sm_store_find(s, SM_KEYS_BASKETS, "INV-1", 5, &id, &err), SM_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "no basket \"INV-1\""));
+    char buf[SM_STORE_KEY_MAX + 1];
+    ck_assert_int_eq(sm_store_key(s, SM_KEYS_BASKETS, 0, buf, sizeof buf, NULL, 0, &err), SM_ERR_INVALID_ARG);
+    sm_store_close(s);
+
+    /* A key record pointing past the basket count, or a second key for an
+     * id, is damage: refused, never a wrong table. */
+    const unsigned char beyond[4] = {4, 0, 0, 0}, twice[4] = {1, 0, 0, 0};
+    raw_lmdb_put(dir, "basket_keys", "INV-X", beyond, sizeof beyond);
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err), SM_OK);
+    ck_assert_int_eq(sm_store_load_keys(s, SM_KEYS_BASKETS, &k, &err), SM_ERR_STORAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "basket 4, beyond the 4 baskets"));
+    ck_assert_ptr_null(k.keys);
+    sm_store_close(s);
+    raw_lmdb_put(dir, "basket_keys", "INV-X", twice, sizeof twice);
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_READ_ONLY, &s, &err), SM_OK);
+    ck_assert_int_eq(sm_store_load_keys(s, SM_KEYS_BASKETS, &k, &err), SM_ERR_STORAGE);
+    ck_assert_ptr_nonnull(strstr(err.msg, "two keys to basket 1"));
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 /* --- edge sizes (L1) -------------------------------------------------------------------------------- */
 
 START_TEST(empty_store_and_tiny_inputs)
@@ -861,6 +932,7 @@ int main(void)
     tcase_add_test(core, features_round_trip_replace_and_list);
     tcase_add_test(core, runs_and_assignments_round_trip);
     tcase_add_test(core, empty_store_and_tiny_inputs);
+    tcase_add_test(core, basket_keys_map_ids_back_to_invoices);
     suite_add_tcase(s, core);
     return sm_test_run(s);
 }

@@ -137,7 +137,7 @@ static inline void assert_same_content(sm_store *a, sm_store *b)
     ck_assert(memcmp(ba.flags, bb.flags, nb * sizeof *ba.flags) == 0);
     sm_basket_table_free(&ba);
     sm_basket_table_free(&bb);
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = SM_KEYS_CUSTOMERS; kind <= SM_KEYS_BASKETS; kind++) {
         sm_key_table ka, kb;
         ck_assert_int_eq(sm_store_load_keys(a, (sm_key_kind)kind, &ka, &err), SM_OK);
         ck_assert_int_eq(sm_store_load_keys(b, (sm_key_kind)kind, &kb, &err), SM_OK);

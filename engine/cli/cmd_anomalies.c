@@ -50,13 +50,15 @@ static const char usage[] =
     "  --method M           iforest (default) | centroid | mahalanobis | transactions | all\n"
     "                         iforest      Isolation Forest score s in (0, 1]\n"
     "                         centroid     robust z of the distance to the customer's own\n"
-    "                                      segment centre (columns robustly standardised)\n"
+    "                                      segment centre, within the segment (see below)\n"
     "                         mahalanobis  squared robust (FastMCD) Mahalanobis distance\n"
     "                         transactions (store) largest robust z of a purchase's amount\n"
     "                                      or item count against the customer's own history\n"
-    "                         all          every detector whose input is there\n"
-    "  --labels FILE        matrix: cluster label per row (CSV column or .npy), for centroid\n"
-    "  --segments-run ID    store: segments of stored run ID (0 = latest), for centroid\n"
+    "                         all          every detector whose input is there (centroid:\n"
+    "                                      segments given; transactions: a store); one that\n"
+    "                                      cannot run on this data (too few rows for a\n"
+    "                                      covariance, ...) is skipped with a warning and its\n"
+    "                                      columns left empty\n"
     "  --min-history N      transactions: purchases a customer needs to be judged (default 5)\n"
     "  --trees T            isolation trees (default 100)\n"
     "  --sample PSI         rows drawn per tree (default 256; n when n is smaller)\n"
@@ -69,15 +71,35 @@ static const char usage[] =
     "  --model-out FILE     save the fitted forest (versioned binary, checked on load)\n"
     "  --model-in FILE      score with a saved forest instead of fitting one\n"
     "\n"
+    "centroid: the segments, and which centre, measured in which space (store: with\n"
+    "neither --kmeans-run nor --segments-run, --segments-run 0)\n"
+    "  --kmeans-run ID|latest  store: a k-means run's (segmint kmeans --store or segmint\n"
+    "                       run) segments, and the distance to the assigned k-means centre\n"
+    "                       that run recorded for each customer, in the scaled space it\n"
+    "                       clustered in (its features as of that run)\n"
+    "  --segments-run ID    store: segments of stored run ID (0 = latest); the centre is the\n"
+    "                       segment's mean of this command's features, robustly standardised\n"
+    "                       ((x - median) / robust scale), not the run's k-means centre\n"
+    "  --labels FILE        matrix: cluster label per row (CSV column or .npy); without\n"
+    "                       --centers the centre is the label's mean of the robustly\n"
+    "                       standardised columns, as for --segments-run\n"
+    "  --centers FILE       matrix, with --labels: k x d centres (CSV or .npy) in the units of\n"
+    "                       --matrix, e.g. segmint kmeans --centroids of an unscaled (default)\n"
+    "                       fit on this matrix; distances are then to these centres, unscaled\n"
+    "\n"
     "output:\n"
     "  --out FILE           per-row results, CSV or .jsonl by extension ('-' = stdout):\n"
     "                       matrix: row,score,flag   store: customer_id,score,flag,detector\n"
     "                       with --method all, then <detector>_score,<detector>_flag for\n"
-    "                       each detector; score is the first detector's (iforest's) and\n"
+    "                       each detector (empty, or null in JSONL, for one skipped);\n"
+    "                       score is the first detector's that ran (iforest's) and\n"
     "                       detector lists the detectors that flagged ('iforest+centroid',\n"
     "                       'none')\n"
-    "  --tx-out FILE        store, transactions: the flagged purchases, CSV\n"
-    "                       customer_id,time,basket,amount,items,amount_z,items_z,score\n"
+    "  --tx-out FILE        store, transactions: the flagged purchases, CSV or .jsonl\n"
+    "                       customer_id,time,basket,basket_key,amount,items,amount_z,\n"
+    "                       items_z,score; basket = the store's internal basket id,\n"
+    "                       basket_key = its invoice/order key (empty, null in JSONL, when\n"
+    "                       the input had no basket column: customer and time identify it)\n"
     "  --top N              rows listed in the summary (default 10, 0 = none)\n"
     "  --threads T          threads (default: all cores)\n"
     "  --force              overwrite existing output files\n"
@@ -90,11 +112,11 @@ const sm_cli_command sm_cmd_anomalies = {"anomalies", "score and flag anomalous 
 enum { MAX_DETECTORS = 4 };
 
 typedef struct options {
-    const char *matrix_path, *store_dir, *as_of_text, *features_name, *labels_path;
+    const char *matrix_path, *store_dir, *as_of_text, *features_name, *labels_path, *centers_path;
     const char *model_in, *model_out, *out_path, *tx_out;
     bool want[SM_DETECTOR_TRANSACTION + 1];
-    bool all, no_store, have_segments_run;
-    uint64_t trees, sample, seed, top, segments_run, min_history;
+    bool all, no_store, have_segments_run, have_kmeans_run;
+    uint64_t trees, sample, seed, top, segments_run, kmeans_run, min_history;
     double contamination, threshold;
     bool have_contamination, have_threshold;
     int threads;
@@ -107,9 +129,14 @@ typedef struct anomaly_input {
     sm_matrix x;               /* n rows (customers) x d features */
     sm_cluster_id *labels;     /* n segment labels, or NULL */
     size_t k;
+    float *centers;            /* matrix --centers: k x d (leading dimension d), or NULL */
+    double *run_distance;      /* --kmeans-run: n distances to the assigned centre, or NULL */
+    uint64_t kmeans_run;       /* the run they came from */
+    uint64_t segments_run;     /* --segments-run: the run the labels came from */
     /* store only */
     sm_customer_id *customers; /* n dense ids, ascending */
     sm_key_table keys;         /* customer keys by dense id */
+    sm_key_table basket_keys;  /* invoice/order keys by basket id (--tx-out only) */
     int64_t as_of;
     /* Purchases per row: row i's baskets are [tx_offsets[i], tx_offsets[i+1]). */
     uint64_t *tx_offsets;
@@ -127,6 +154,8 @@ typedef struct detector_result {
     double threshold;
     size_t flagged;
     char rule[96];    /* how the threshold was chosen, for the summary */
+    bool skipped;     /* --method all: could not run on this data */
+    char why[SM_ERROR_MSG_MAX]; /* why, for the warning, the summary and the run record */
     /* transactions: per-basket z of amount and item count, and the score */
     double *tx_amount_z, *tx_items_z, *tx_score;
 } detector_result;
@@ -135,8 +164,11 @@ static void input_free(anomaly_input *in)
 {
     sm_matrix_free(&in->x);
     free(in->labels);
+    free(in->centers);
+    free(in->run_distance);
     free(in->customers);
     sm_key_table_free(&in->keys);
+    sm_key_table_free(&in->basket_keys);
     free(in->tx_offsets);
     free(in->tx_amount);
     free(in->tx_items);
@@ -186,6 +218,29 @@ static int read_labels(const char *path, size_t n, anomaly_input *in, sm_error *
     in->k = k;
     sm_matrix_free(&m);
     return SM_OK;
+}
+
+/* --centers: one row per label, in the matrix's columns. */
+static int read_centers(const char *path, anomaly_input *in, sm_error *err)
+{
+    sm_matrix m;
+    int rc = sm_matrix_read(path, &m, err);
+    if (rc != SM_OK)
+        return rc;
+    if (m.d != in->x.d || m.n < in->k)
+        rc = sm_error_set_at(err, SM_ERR_INVALID_ARG, path, 0, 0, NULL,
+                             "expected a row for each label 0..%zu and a column for each of the "
+                             "matrix's %zu, got %zu x %zu",
+                             in->k - 1, in->x.d, m.n, m.d);
+    /* The kernel takes the centres with leading dimension d. */
+    if (rc == SM_OK && (in->centers = malloc(m.n * m.d * sizeof *in->centers)) == NULL)
+        rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu centres", m.n);
+    for (size_t c = 0; rc == SM_OK && c < m.n; c++)
+        memcpy(in->centers + c * m.d, m.data + c * m.ld, m.d * sizeof *in->centers);
+    if (rc == SM_OK)
+        in->k = m.n; /* a centre no row is labelled with is allowed: it is just unused */
+    sm_matrix_free(&m);
+    return rc;
 }
 
 /* --- store input -------------------------------------------------------------- */
@@ -277,6 +332,7 @@ static int load_segments(sm_store *store, const options *o, anomaly_input *in, s
             return sm_error_set_at(err, SM_ERR_NOT_FOUND, in->source, 0, 0, NULL,
                                    "no runs in the store to take segments from (run `segmint run` first)");
     }
+    in->segments_run = run_id;
     sm_assignments a = {0};
     int rc = sm_store_run_assignments(store, run_id, &a, err);
     if (rc != SM_OK)
@@ -308,6 +364,107 @@ static int load_segments(sm_store *store, const options *o, anomaly_input *in, s
             in->k = SM_MAX(in->k, (size_t)row.segment + 1);
         }
     }
+    sm_assignments_free(&a);
+    return rc;
+}
+
+/* Whether a run record comes from k-means (segmint kmeans --store or
+ * segmint run with segments): segments with their centres. */
+static bool is_kmeans_record(const sm_json *record, size_t *n_segments)
+{
+    const char *kind = sm_json_get_string(record, "kind", "");
+    const sm_json *segs = sm_json_get(record, "segments");
+    if ((strcmp(kind, "kmeans") != 0 && strcmp(kind, "run") != 0) || segs == NULL ||
+        segs->type != SM_JSON_ARRAY || segs->n == 0)
+        return false;
+    const sm_json *centre = sm_json_get(&segs->items[0], "centre");
+    *n_segments = segs->n;
+    return centre != NULL && centre->type == SM_JSON_ARRAY;
+}
+
+/* --kmeans-run: each feature row's segment and the distance to its k-means
+ * centre as the run recorded it (assignment `distance`: Euclidean, in the
+ * space the run clustered in after its scaling). The scaling itself is not
+ * stored, so the distance cannot be recomputed here; measuring this
+ * command's features against centre_original instead would let money
+ * columns decide every distance, unlike the k-means the run did. */
+static int load_kmeans_run(sm_store *store, const options *o, anomaly_input *in, sm_error *err)
+{
+    sm_run_info *runs = NULL;
+    size_t n_runs = 0, n_segments = 0;
+    int rc = sm_store_runs_list(store, &runs, &n_runs, err);
+    if (rc != SM_OK)
+        return rc;
+    uint64_t run_id = 0;
+    char kind[32] = "";
+    for (size_t r = n_runs; r-- > 0 && run_id == 0 && rc == SM_OK;) {
+        if (o->kmeans_run != 0 && runs[r].id != o->kmeans_run)
+            continue;
+        sm_json record;
+        sm_error ignored;
+        if (sm_json_parse(runs[r].record, runs[r].record_len, &record, &ignored) != SM_OK) {
+            if (o->kmeans_run != 0)
+                rc = sm_error_set_at(err, SM_ERR_STORAGE, in->source, 0, 0, NULL,
+                                     "run %" PRIu64 " has a record that is not JSON", runs[r].id);
+            continue;
+        }
+        if (is_kmeans_record(&record, &n_segments))
+            run_id = runs[r].id;
+        else if (o->kmeans_run != 0)
+            snprintf(kind, sizeof kind, "%s", sm_json_get_string(&record, "kind", "?"));
+        sm_json_free(&record);
+        if (o->kmeans_run != 0 && run_id == 0 && rc == SM_OK)
+            rc = sm_error_set_at(err, SM_ERR_INVALID_ARG, in->source, 0, 0, "kmeans-run",
+                                 "run %" PRIu64 " is of kind '%s', without k-means segments (segmint "
+                                 "kmeans --store or segmint run make one; segmint runs lists them)",
+                                 o->kmeans_run, kind);
+    }
+    sm_run_info_free(runs, n_runs);
+    if (rc != SM_OK)
+        return rc;
+    if (run_id == 0 && o->kmeans_run != 0)
+        return sm_error_set_at(err, SM_ERR_NOT_FOUND, in->source, 0, 0, "kmeans-run",
+                               "no run %" PRIu64 " in the store (segmint runs lists them)", o->kmeans_run);
+    if (run_id == 0)
+        return sm_error_set_at(err, SM_ERR_NOT_FOUND, in->source, 0, 0, "kmeans-run",
+                               "no k-means run in the store (segmint kmeans --store or segmint run make one)");
+    sm_assignments a = {0};
+    rc = sm_store_run_assignments(store, run_id, &a, err);
+    if (rc != SM_OK)
+        return rc;
+    in->labels = malloc(in->x.n * sizeof *in->labels);
+    in->run_distance = malloc(in->x.n * sizeof *in->run_distance);
+    if (in->labels == NULL || in->run_distance == NULL)
+        rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for labels");
+    if (rc == SM_OK && a.value_size != SM_ASSIGNMENT_BYTES)
+        rc = sm_error_set_at(err, SM_ERR_STORAGE, in->source, 0, 0, NULL,
+                             "run %" PRIu64 " has %" PRIu32 "-byte assignments, not segmint's %d", run_id,
+                             a.value_size, SM_ASSIGNMENT_BYTES);
+    size_t j = 0;
+    for (size_t i = 0; i < in->x.n && rc == SM_OK; i++) {
+        while (j < a.n && a.customers[j] < in->customers[i])
+            j++;
+        sm_assignment row;
+        const char *key = in->keys.keys[in->customers[i]];
+        if (j == a.n || a.customers[j] != in->customers[i])
+            rc = sm_error_set_at(err, SM_ERR_NOT_FOUND, in->source, 0, 0, "kmeans-run",
+                                 "customer %s is not in k-means run %" PRIu64
+                                 " (it clustered other customers: rerun it on these features)",
+                                 key, run_id);
+        else
+            rc = sm_assignment_decode(a.values + j * SM_ASSIGNMENT_BYTES, &row, err);
+        if (rc == SM_OK && (row.segment >= n_segments || !(row.distance >= 0.0f && isfinite(row.distance))))
+            rc = sm_error_set_at(err, SM_ERR_STORAGE, in->source, 0, 0, "kmeans-run",
+                                 "customer %s has segment %" PRIu32 " and distance %g in k-means run %" PRIu64
+                                 " of %zu segments",
+                                 key, row.segment, (double)row.distance, run_id, n_segments);
+        if (rc == SM_OK) {
+            in->labels[i] = row.segment;
+            in->run_distance[i] = (double)row.distance;
+        }
+    }
+    in->k = n_segments;
+    in->kmeans_run = run_id;
     sm_assignments_free(&a);
     return rc;
 }
@@ -383,8 +540,10 @@ static int read_store(const options *o, sm_store **store_out, anomaly_input *in,
     if (rc == SM_OK && o->want[SM_DETECTOR_TRANSACTION])
         rc = build_baskets(&tx, in, err);
     sm_tx_table_free(&tx);
+    if (rc == SM_OK && o->tx_out != NULL)
+        rc = sm_store_load_keys(store, SM_KEYS_BASKETS, &in->basket_keys, err);
     if (rc == SM_OK && o->want[SM_DETECTOR_CENTROID])
-        rc = load_segments(store, o, in, err);
+        rc = o->have_kmeans_run ? load_kmeans_run(store, o, in, err) : load_segments(store, o, in, err);
     return rc;
 }
 
@@ -496,11 +655,19 @@ static int run_mahalanobis(const options *o, const anomaly_input *in, const sm_p
     return rc;
 }
 
-/* Distances to the segment centres on robustly standardised columns, so that
- * a feature in large units (money) does not decide every distance alone. */
+/* Distances to the segment centres: as a k-means run recorded them
+ * (--kmeans-run), to given centres in the matrix's units (--centers), or
+ * else to each segment's mean on robustly standardised columns, so that a
+ * feature in large units (money) does not decide every distance alone. */
 static int run_centroid(const options *o, const anomaly_input *in, double *scores, sm_error *err)
 {
     const sm_matrix *x = &in->x;
+    if (in->run_distance != NULL)
+        return sm_centroid_distance_scores(scores, NULL, NULL, in->run_distance, x->n, in->labels, in->k,
+                                           o->threads, err);
+    if (in->centers != NULL)
+        return sm_centroid_outliers(scores, NULL, NULL, x->data, x->n, x->d, x->ld, in->labels, in->centers,
+                                    in->k, o->threads, err);
     double *median = malloc(x->d * sizeof *median), *scale = malloc(x->d * sizeof *scale);
     float *z = malloc(x->n * x->ld * sizeof *z);
     int rc = median && scale && z ? SM_OK : sm_error_set(err, SM_ERR_NOMEM, "out of memory");
@@ -607,14 +774,36 @@ static int run_detector(const options *o, const anomaly_input *in, const sm_prog
     return SM_OK;
 }
 
+/* Under --method all, whether a detector's failure means only that it does
+ * not apply to this data: too few rows for it (the kernels name the field
+ * "n": MCD needs n >= d + 2, a tree n >= 2) or data it cannot use (MCD with
+ * every column constant). Everything else (memory, I/O, a model file that
+ * does not fit) still fails the command, and so does an Isolation Forest the
+ * user asked to save or load. */
+static bool cannot_run_on_this_data(const options *o, int detector, int rc, const sm_error *err)
+{
+    if (detector == SM_DETECTOR_IFOREST && (o->model_in != NULL || o->model_out != NULL))
+        return false;
+    return rc == SM_ERR_NUMERIC || (rc == SM_ERR_INVALID_ARG && strcmp(err->field, "n") == 0);
+}
+
 /* --- outputs ---------------------------------------------------------------------- */
+
+/* The detector whose score is `score` (the first that ran). */
+static const detector_result *primary(const detector_result *det, size_t n_det)
+{
+    for (size_t k = 0; k < n_det; k++)
+        if (!det[k].skipped)
+            return &det[k];
+    return &det[0]; /* not reached: a run with every detector skipped fails first */
+}
 
 /* Names of the detectors that flagged row i, joined by '+', or "none". */
 static void flagged_by(const detector_result *det, size_t n_det, size_t i, char *buf, size_t cap)
 {
     buf[0] = '\0';
     for (size_t k = 0; k < n_det; k++)
-        if (det[k].flag[i]) {
+        if (!det[k].skipped && det[k].flag[i]) {
             size_t len = strlen(buf);
             snprintf(buf + len, cap - len, "%s%s", len ? "+" : "", sm_detector_name(det[k].id));
         }
@@ -635,6 +824,7 @@ static int write_results(const options *o, const anomaly_input *in, const detect
     const bool store = in->customers != NULL;
     const bool with_detector = o->all || store;
     char who[64], num[32];
+    const detector_result *first = primary(det, n_det);
     if (!jsonl) {
         fputs(store ? "customer_id,score,flag" : "row,score,flag", f);
         if (with_detector)
@@ -646,7 +836,7 @@ static int write_results(const options *o, const anomaly_input *in, const detect
     for (size_t i = 0; i < in->x.n; i++) {
         uint8_t any = 0;
         for (size_t k = 0; k < n_det; k++)
-            any |= det[k].flag[i];
+            any |= !det[k].skipped && det[k].flag[i];
         flagged_by(det, n_det, i, who, sizeof who);
         const char *name = row_name(in, i, num, sizeof num);
         if (jsonl) {
@@ -657,16 +847,21 @@ static int write_results(const options *o, const anomaly_input *in, const detect
                 fprintf(f, "{\"row\":%s", name);
             }
             fputs(",\"score\":", f);
-            sm_json_put_double(f, det[0].score[i]);
+            sm_json_put_double(f, first->score[i]);
             fprintf(f, ",\"flag\":%d", any);
             if (with_detector) {
                 fputs(",\"detector\":", f);
                 sm_json_put_string(f, who);
             }
             for (size_t k = 0; o->all && k < n_det; k++) {
-                fprintf(f, ",\"%s_score\":", sm_detector_name(det[k].id));
+                const char *dn = sm_detector_name(det[k].id);
+                if (det[k].skipped) { /* not computed: null, never a 0 that reads as a result */
+                    fprintf(f, ",\"%s_score\":null,\"%s_flag\":null", dn, dn);
+                    continue;
+                }
+                fprintf(f, ",\"%s_score\":", dn);
                 sm_json_put_double(f, det[k].score[i]);
-                fprintf(f, ",\"%s_flag\":%d", sm_detector_name(det[k].id), det[k].flag[i]);
+                fprintf(f, ",\"%s_flag\":%d", dn, det[k].flag[i]);
             }
             fputs("}\n", f);
         } else {
@@ -675,11 +870,15 @@ static int write_results(const options *o, const anomaly_input *in, const detect
             else
                 fputs(name, f);
             fputc(',', f);
-            sm_csv_put_double(f, det[0].score[i]);
+            sm_csv_put_double(f, first->score[i]);
             fprintf(f, ",%d", any);
             if (with_detector)
                 fprintf(f, ",%s", who);
             for (size_t k = 0; o->all && k < n_det; k++) {
+                if (det[k].skipped) { /* empty cells: not computed */
+                    fputs(",,", f);
+                    continue;
+                }
                 fputc(',', f);
                 sm_csv_put_double(f, det[k].score[i]);
                 fprintf(f, ",%d", det[k].flag[i]);
@@ -694,7 +893,9 @@ static int write_results(const options *o, const anomaly_input *in, const detect
     return sm_output_commit(out, err);
 }
 
-/* The flagged purchases: one CSV row per basket above the threshold. */
+/* The flagged purchases: one row per basket above the threshold, with the
+ * store's basket id and the invoice/order key it was imported with (the
+ * id alone names nothing outside the store). */
 static int write_transactions(const options *o, const anomaly_input *in, const detector_result *r,
                               sm_error *err)
 {
@@ -703,15 +904,41 @@ static int write_transactions(const options *o, const anomaly_input *in, const d
     if (rc != SM_OK)
         return rc;
     FILE *f = sm_output_stream(out);
-    fputs("customer_id,time,basket,amount,items,amount_z,items_z,score\n", f);
+    const char *ext = sm_path_extension(o->tx_out);
+    const bool jsonl = strcmp(ext, "jsonl") == 0 || strcmp(ext, "json") == 0;
+    if (!jsonl)
+        fputs("customer_id,time,basket,basket_key,amount,items,amount_z,items_z,score\n", f);
     char when[32];
     for (size_t i = 0; i < in->x.n; i++)
         for (uint64_t t = in->tx_offsets[i]; t < in->tx_offsets[i + 1]; t++) {
             if (!(r->tx_score[t] > r->threshold))
                 continue;
-            sm_csv_put_text(f, in->keys.keys[in->customers[i]], ',');
+            const sm_basket_id b = in->tx_basket[t];
+            const char *key = b < in->basket_keys.n ? in->basket_keys.keys[b] : "";
             sm_format_time_iso(in->tx_time[t], when);
-            fprintf(f, ",%s,%" SM_PRI_BASKET ",", when, in->tx_basket[t]);
+            if (jsonl) {
+                fputs("{\"customer_id\":", f);
+                sm_json_put_string(f, in->keys.keys[in->customers[i]]);
+                fprintf(f, ",\"time\":\"%s\",\"basket\":%" SM_PRI_BASKET ",\"basket_key\":", when, b);
+                if (key[0] != '\0')
+                    sm_json_put_string(f, key);
+                else
+                    fputs("null", f);
+                fputs(",\"amount\":", f);
+                sm_json_put_double(f, in->tx_amount[t]);
+                fprintf(f, ",\"items\":%.0f,\"amount_z\":", in->tx_items[t]);
+                sm_json_put_double(f, r->tx_amount_z[t]);
+                fputs(",\"items_z\":", f);
+                sm_json_put_double(f, r->tx_items_z[t]);
+                fputs(",\"score\":", f);
+                sm_json_put_double(f, r->tx_score[t]);
+                fputs("}\n", f);
+                continue;
+            }
+            sm_csv_put_text(f, in->keys.keys[in->customers[i]], ',');
+            fprintf(f, ",%s,%" SM_PRI_BASKET ",", when, b);
+            sm_csv_put_text(f, key, ',');
+            fputc(',', f);
             sm_csv_put_double(f, in->tx_amount[t]);
             fprintf(f, ",%.0f,", in->tx_items[t]);
             sm_csv_put_double(f, r->tx_amount_z[t]);
@@ -728,6 +955,51 @@ static int write_transactions(const options *o, const anomaly_input *in, const d
     return sm_output_commit(out, err);
 }
 
+/* The run's details: which score, each detector's cut or why it was
+ * skipped, and where the centroid detector's centres came from. */
+static int render_details(const options *o, const anomaly_input *in, const detector_result *det, size_t n_det,
+                          char **json, sm_error *err)
+{
+    size_t len = 0;
+    *json = NULL;
+    FILE *f = open_memstream(json, &len);
+    if (f == NULL)
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
+    fprintf(f, "{\"score\":\"%s\",\"seed\":%" PRIu64 ",\"detectors\":[",
+            sm_detector_name(primary(det, n_det)->id), o->seed);
+    for (size_t k = 0; k < n_det; k++) {
+        fprintf(f, "%s{\"name\":\"%s\",", k ? "," : "", sm_detector_name(det[k].id));
+        if (det[k].skipped) {
+            fputs("\"skipped\":", f);
+            sm_json_put_string(f, det[k].why);
+        } else {
+            fputs("\"threshold\":", f);
+            sm_json_put_double(f, det[k].threshold);
+            fprintf(f, ",\"flagged\":%zu", det[k].flagged);
+        }
+        if (det[k].id == SM_DETECTOR_CENTROID && in->kmeans_run != 0)
+            fprintf(f, ",\"centres\":\"k-means run\",\"kmeans_run\":%" PRIu64, in->kmeans_run);
+        else if (det[k].id == SM_DETECTOR_CENTROID)
+            fprintf(f, ",\"centres\":\"segment means, robustly standardised\",\"segments_run\":%" PRIu64,
+                    in->segments_run);
+        fputc('}', f);
+    }
+    fputc(']', f);
+    if (o->want[SM_DETECTOR_IFOREST])
+        fprintf(f, ",\"trees\":%" PRIu64 ",\"sample\":%" PRIu64, o->trees, o->sample);
+    if (o->have_contamination) {
+        fputs(",\"contamination\":", f);
+        sm_json_put_double(f, o->contamination);
+    }
+    fputc('}', f);
+    if (fclose(f) != 0 || *json == NULL) {
+        free(*json);
+        *json = NULL;
+        return sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
+    }
+    return SM_OK;
+}
+
 /* The run in the store: one assignment row per scored customer with the
  * first detector's score and the any-detector flag; thresholds and counts in
  * the record. */
@@ -736,6 +1008,8 @@ static int store_run(sm_store *store, const options *o, const anomaly_input *in,
                      sm_error *err)
 {
     const size_t n = in->x.n;
+    const detector_result *first = primary(det, n_det);
+    char *details = NULL;
     sm_assignment *rows = malloc(n * sizeof *rows);
     if (rows == NULL)
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu assignment rows", n);
@@ -744,31 +1018,21 @@ static int store_run(sm_store *store, const options *o, const anomaly_input *in,
         sm_assignment_clear(&rows[i]);
         uint8_t any = 0;
         for (size_t k = 0; k < n_det; k++)
-            any |= det[k].flag[i];
+            any |= !det[k].skipped && det[k].flag[i];
         rows[i].anomaly_flag = any;
-        rows[i].anomaly_score = (float)det[0].score[i];
+        rows[i].anomaly_score = (float)first->score[i];
         any_flagged += any;
     }
-    char details[1024];
-    int len = snprintf(details, sizeof details, "{\"score\":\"%s\",\"seed\":%" PRIu64 ",\"detectors\":[",
-                       sm_detector_name(det[0].id), o->seed);
-    for (size_t k = 0; k < n_det; k++)
-        len += snprintf(details + len, sizeof details - (size_t)len,
-                        "%s{\"name\":\"%s\",\"threshold\":%.17g,\"flagged\":%zu}", k ? "," : "",
-                        sm_detector_name(det[k].id), det[k].threshold, det[k].flagged);
-    len += snprintf(details + len, sizeof details - (size_t)len, "]");
-    if (o->want[SM_DETECTOR_IFOREST])
-        len += snprintf(details + len, sizeof details - (size_t)len, ",\"trees\":%" PRIu64 ",\"sample\":%" PRIu64,
-                        o->trees, o->sample);
-    if (o->have_contamination)
-        len += snprintf(details + len, sizeof details - (size_t)len, ",\"contamination\":%.17g", o->contamination);
-    snprintf(details + len, sizeof details - (size_t)len, "}");
-    sm_run_description run = {.kind = "anomalies", .started = started, .finished = (int64_t)time(NULL),
-                              .as_of = in->as_of, .features = (const char *const *)in->x.column_names,
-                              .n_features = (uint32_t)in->x.d, .details_json = details};
-    run.counts[run.n_counts++] = (sm_run_pair){"customers", (double)n};
-    run.counts[run.n_counts++] = (sm_run_pair){"flagged", (double)any_flagged};
-    int rc = sm_run_store(store, &run, in->customers, rows, n, run_id, err);
+    int rc = render_details(o, in, det, n_det, &details, err);
+    if (rc == SM_OK) {
+        sm_run_description run = {.kind = "anomalies", .started = started, .finished = (int64_t)time(NULL),
+                                  .as_of = in->as_of, .features = (const char *const *)in->x.column_names,
+                                  .n_features = (uint32_t)in->x.d, .details_json = details};
+        run.counts[run.n_counts++] = (sm_run_pair){"customers", (double)n};
+        run.counts[run.n_counts++] = (sm_run_pair){"flagged", (double)any_flagged};
+        rc = sm_run_store(store, &run, in->customers, rows, n, run_id, err);
+    }
+    free(details);
     free(rows);
     return rc;
 }
@@ -806,14 +1070,27 @@ static int print_summary(FILE *f, const options *o, const anomaly_input *in,
                          const detector_result *det, size_t n_det, sm_error *err)
 {
     const sm_matrix *x = &in->x;
+    const detector_result *first = primary(det, n_det);
     fprintf(f, "segmint anomalies: %zu %s x %zu features from %s\n", x->n,
             in->customers ? "customers" : "rows", x->d, in->source);
     bool hint = false;
     for (size_t k = 0; k < n_det; k++) {
+        if (det[k].skipped) {
+            fprintf(f, "  %-12s skipped: %s\n", sm_detector_name(det[k].id), det[k].why);
+            continue;
+        }
         fprintf(f, "  %-12s flagged %zu (%.2f%%): score > %.6g (%s)\n", sm_detector_name(det[k].id),
                 det[k].flagged, 100.0 * (double)det[k].flagged / (double)x->n, det[k].threshold,
                 det[k].rule);
         hint |= !o->have_contamination && !o->have_threshold && det[k].flagged * 10 > x->n;
+        if (det[k].id == SM_DETECTOR_CENTROID && in->kmeans_run != 0)
+            fprintf(f, "  %-12s centres: k-means run %" PRIu64 "'s, distances as it measured them (its "
+                       "scaled space, its features)\n", "", in->kmeans_run);
+        else if (det[k].id == SM_DETECTOR_CENTROID && in->centers != NULL)
+            fprintf(f, "  %-12s centres: %s, distances in the matrix's units\n", "", o->centers_path);
+        else if (det[k].id == SM_DETECTOR_CENTROID)
+            fprintf(f, "  %-12s centres: segment means of the robustly standardised features (not "
+                       "k-means centres)\n", "");
     }
     if (hint)
         fprintf(f, "  note: a default cut flags over 10%% of the rows (skewed or zero-inflated "
@@ -829,10 +1106,10 @@ static int print_summary(FILE *f, const options *o, const anomaly_input *in,
         rc = sm_robust_column_stats(median, scale, x->data, x->n, x->d, x->ld, o->threads, err);
     if (rc == SM_OK) {
         for (size_t i = 0; i < x->n; i++)
-            rank[i] = (ranked){det[0].score[i], i};
+            rank[i] = (ranked){first->score[i], i};
         qsort(rank, x->n, sizeof *rank, by_score_desc);
         fprintf(f, "top %zu by %s score (feature = value, robust z, column median):\n", top,
-                sm_detector_name(det[0].id));
+                sm_detector_name(first->id));
         char who[64], num[32];
         for (size_t r = 0; r < top; r++) {
             size_t i = rank[r].row;
@@ -870,7 +1147,7 @@ static int parse_options(int argc, char **argv, options *o)
     o->min_history = 5;
     const char *method = "iforest";
     enum { OPT_MATRIX = 256, OPT_STORE, OPT_AS_OF, OPT_FEATURES, OPT_NO_STORE, OPT_METHOD, OPT_LABELS,
-           OPT_SEGMENTS_RUN, OPT_MIN_HISTORY, OPT_TREES, OPT_SAMPLE, OPT_CONTAMINATION, OPT_THRESHOLD,
+           OPT_CENTERS, OPT_KMEANS_RUN, OPT_SEGMENTS_RUN, OPT_MIN_HISTORY, OPT_TREES, OPT_SAMPLE, OPT_CONTAMINATION, OPT_THRESHOLD,
            OPT_SEED, OPT_MODEL_OUT, OPT_MODEL_IN, OPT_OUT, OPT_TX_OUT, OPT_TOP, OPT_THREADS, OPT_FORCE,
            OPT_QUIET };
     static const struct option long_options[] = {
@@ -881,6 +1158,8 @@ static int parse_options(int argc, char **argv, options *o)
         {"no-store", no_argument, NULL, OPT_NO_STORE},
         {"method", required_argument, NULL, OPT_METHOD},
         {"labels", required_argument, NULL, OPT_LABELS},
+        {"centers", required_argument, NULL, OPT_CENTERS},
+        {"kmeans-run", required_argument, NULL, OPT_KMEANS_RUN},
         {"segments-run", required_argument, NULL, OPT_SEGMENTS_RUN},
         {"min-history", required_argument, NULL, OPT_MIN_HISTORY},
         {"trees", required_argument, NULL, OPT_TREES},
@@ -910,6 +1189,14 @@ static int parse_options(int argc, char **argv, options *o)
         case OPT_NO_STORE: o->no_store = true; break;
         case OPT_METHOD: method = optarg; break;
         case OPT_LABELS: o->labels_path = optarg; break;
+        case OPT_CENTERS: o->centers_path = optarg; break;
+        case OPT_KMEANS_RUN:
+            if (strcmp(optarg, "latest") == 0)
+                o->kmeans_run = 0;
+            else if (!sm_cli_parse_u64(cmd, "--kmeans-run", optarg, 1, UINT64_MAX, &o->kmeans_run))
+                return SM_EXIT_USAGE;
+            o->have_kmeans_run = true;
+            break;
         case OPT_SEGMENTS_RUN:
             if (!sm_cli_parse_u64(cmd, "--segments-run", optarg, 0, UINT64_MAX, &o->segments_run))
                 return SM_EXIT_USAGE;
@@ -966,12 +1253,18 @@ static int parse_options(int argc, char **argv, options *o)
     if ((o->matrix_path == NULL) == (o->store_dir == NULL))
         return sm_cli_usage_error(cmd, "give one input: --matrix FILE or --store DIR");
     const bool store = o->store_dir != NULL;
-    if (!store && (o->as_of_text || o->features_name || o->no_store || o->have_segments_run || o->tx_out))
-        return sm_cli_usage_error(cmd, "--as-of, --features, --no-store, --segments-run and --tx-out "
-                                       "need --store");
-    if (store && o->labels_path)
+    if (!store && (o->as_of_text || o->features_name || o->no_store || o->have_segments_run ||
+                   o->have_kmeans_run || o->tx_out))
+        return sm_cli_usage_error(cmd, "--as-of, --features, --no-store, --segments-run, --kmeans-run and "
+                                       "--tx-out need --store");
+    if (store && (o->labels_path || o->centers_path))
         return sm_cli_usage_error(cmd, "with --store the segments come from a stored run: use "
-                                       "--segments-run ID");
+                                       "--kmeans-run ID|latest or --segments-run ID");
+    if (o->have_kmeans_run && o->have_segments_run)
+        return sm_cli_usage_error(cmd, "give --kmeans-run (the run's k-means distances) or --segments-run "
+                                       "(its segments, centred here), not both");
+    if (o->centers_path && !o->labels_path)
+        return sm_cli_usage_error(cmd, "--centers needs --labels FILE (which centre each row belongs to)");
     if (strcmp(method, "iforest") == 0) {
         o->want[SM_DETECTOR_IFOREST] = true;
     } else if (strcmp(method, "centroid") == 0) {
@@ -986,7 +1279,7 @@ static int parse_options(int argc, char **argv, options *o)
     } else if (strcmp(method, "all") == 0) {
         o->all = true;
         o->want[SM_DETECTOR_IFOREST] = o->want[SM_DETECTOR_MAHALANOBIS] = true;
-        o->want[SM_DETECTOR_CENTROID] = o->labels_path != NULL || o->have_segments_run;
+        o->want[SM_DETECTOR_CENTROID] = o->labels_path != NULL || o->have_segments_run || o->have_kmeans_run;
         o->want[SM_DETECTOR_TRANSACTION] = store;
     } else {
         return sm_cli_usage_error(cmd, "--method: expected iforest, centroid, mahalanobis, "
@@ -1043,10 +1336,28 @@ static int run_anomalies(int argc, char **argv)
         rc = sm_matrix_read(o.matrix_path, &in.x, &err);
         if (rc == SM_OK && o.labels_path != NULL)
             rc = read_labels(o.labels_path, in.x.n, &in, &err);
+        if (rc == SM_OK && o.centers_path != NULL)
+            rc = read_centers(o.centers_path, &in, &err);
     }
-    for (size_t k = 0; k < n_det && rc == SM_OK; k++)
+    size_t ran = 0;
+    for (size_t k = 0; k < n_det && rc == SM_OK; k++) {
         rc = run_detector(&o, &in, &progress, &det[k], &err);
+        if (rc != SM_OK && o.all && cannot_run_on_this_data(&o, det[k].id, rc, &err)) {
+            det[k].skipped = true;
+            snprintf(det[k].why, sizeof det[k].why, "%s", err.msg);
+            sm_error_clear(&err);
+            rc = SM_OK;
+        }
+        ran += rc == SM_OK && !det[k].skipped;
+    }
     sm_cli_progress_end(&bar);
+    for (size_t k = 0; k < n_det && rc == SM_OK; k++)
+        if (det[k].skipped)
+            fprintf(stderr, "segmint: warning: --method all: %s skipped: %s\n", sm_detector_name(det[k].id),
+                    det[k].why);
+    if (rc == SM_OK && ran == 0)
+        rc = sm_error_set_at(&err, SM_ERR_INVALID_ARG, in.source, 0, 0, "method",
+                             "no detector can run on these %zu rows (see the warnings above)", in.x.n);
     if (rc == SM_OK && o.out_path != NULL)
         rc = write_results(&o, &in, det, n_det, &err);
     if (rc == SM_OK && o.tx_out != NULL)

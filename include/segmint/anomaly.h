@@ -269,6 +269,21 @@ SM_API int sm_centroid_outliers(double *scores, double *cluster_median, double *
                                 const sm_cluster_id *labels, const float *centers, size_t k,
                                 int n_threads, sm_error *err);
 
+/**
+ * The same score from distances measured elsewhere: row i's distance to the
+ * centre of its cluster labels[i], e.g. the distance a stored k-means run
+ * recorded in the scaled space it clustered in (whose scaling is not kept),
+ * so the detector judges exactly the distances k-means saw.
+ *
+ * @param[in] distances n finite values >= 0
+ * @return SM_OK, SM_ERR_INVALID_ARG (label >= k or a negative or non-finite
+ *         distance, with the row), SM_ERR_NOMEM.
+ */
+SM_API int sm_centroid_distance_scores(double *scores, double *cluster_median,
+                                       double *cluster_scale, const double *distances, size_t n,
+                                       const sm_cluster_id *labels, size_t k, int n_threads,
+                                       sm_error *err);
+
 /* ------------------------------------------------------------------------- */
 /* Robust Mahalanobis distance (FastMCD)                                      */
 /* ------------------------------------------------------------------------- */

@@ -245,23 +245,39 @@ SM_API void sm_basket_table_free(sm_basket_table *table);
 /** Which key space a lookup is about. */
 typedef enum sm_key_kind {
     SM_KEYS_CUSTOMERS = 0,
-    SM_KEYS_ITEMS = 1
+    SM_KEYS_ITEMS = 1,
+    /** Basket (invoice/order) keys. The store keeps only key -> id for
+     *  baskets, and not every basket has an external key: see
+     *  sm_store_load_keys. */
+    SM_KEYS_BASKETS = 2
 } sm_key_kind;
 
 /**
  * All external keys of one kind, indexed by dense id: keys[i] is the
  * NUL-terminated key of id i; for items, descriptions[i] is the first
- * description seen ("" when none; NULL array for customers). The strings
- * live in one block owned by the table.
+ * description seen ("" when none; NULL array for customers and baskets). The
+ * strings live in one block owned by the table.
  */
 typedef struct sm_key_table {
     uint32_t n;                 /**< number of ids */
     char **keys;                /**< n */
-    char **descriptions;        /**< n for items, NULL for customers */
+    char **descriptions;        /**< n for items, NULL for customers and baskets */
     char *text;                 /**< backing store of all strings */
 } sm_key_table;
 
-/** Loads every key of `kind` in one pass. Thread-safe. */
+/**
+ * Loads every key of `kind` in one pass. Thread-safe.
+ *
+ * SM_KEYS_BASKETS: keys[b] is the invoice/order key basket b was imported
+ * with (the basket column), built in one cursor pass over the key -> id
+ * records. A basket without one has keys[b] = "": baskets synthesised from
+ * (customer, time) when the input has no basket column, whose internal key
+ * (starting with 0x1F, storage/SCHEMA.md) is not an external key, and
+ * baskets of FIMI and basket-CSV lines, which have no key at all.
+ * @return SM_OK, SM_ERR_INVALID_ARG (unknown kind), SM_ERR_NOMEM,
+ *         SM_ERR_STORAGE (records that do not match the meta counts, an id
+ *         out of range or met twice, a malformed key).
+ */
 SM_API int sm_store_load_keys(sm_store *store, sm_key_kind kind, sm_key_table *out, sm_error *err);
 SM_API void sm_key_table_free(sm_key_table *table);
 
@@ -269,13 +285,15 @@ SM_API void sm_key_table_free(sm_key_table *table);
  * One key by id, copied NUL-terminated into buf (cap bytes; SM_STORE_KEY_MAX+1
  * always suffices). With `description` non-NULL (items only) the item's
  * description is copied there too (desc_cap bytes, truncated at a UTF-8
- * boundary if longer). @return SM_OK, SM_ERR_NOT_FOUND (id out of range),
- * SM_ERR_INVALID_ARG (buffer too small), SM_ERR_STORAGE.
+ * boundary if longer). Customers and items only: basket keys are stored
+ * key -> id, so finding one by id is a scan (sm_store_load_keys does it once
+ * for all). @return SM_OK, SM_ERR_NOT_FOUND (id out of range),
+ * SM_ERR_INVALID_ARG (buffer too small, SM_KEYS_BASKETS), SM_ERR_STORAGE.
  */
 SM_API int sm_store_key(sm_store *store, sm_key_kind kind, uint32_t id, char *buf, size_t cap,
                         char *description, size_t desc_cap, sm_error *err);
 
-/** Dense id of an external key. @return SM_OK, SM_ERR_NOT_FOUND, SM_ERR_STORAGE. */
+/** Dense id of an external key (any kind). @return SM_OK, SM_ERR_NOT_FOUND, SM_ERR_STORAGE. */
 SM_API int sm_store_find(sm_store *store, sm_key_kind kind, const char *key, size_t len, uint32_t *id,
                          sm_error *err);
 

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 sm_tx_table_free(&t);
             if (sm_store_load_baskets(store, SM_BASKETS_EXCLUDE_RETURNS, &b, NULL, NULL) == SM_OK)
                 sm_basket_table_free(&b);
-            for (int kind = 0; kind < 2; kind++)
+            for (int kind = SM_KEYS_CUSTOMERS; kind <= SM_KEYS_BASKETS; kind++)
                 if (sm_store_load_keys(store, (sm_key_kind)kind, &k, NULL) == SM_OK)
                     sm_key_table_free(&k);
             if (sm_store_sources(store, &src, &n, NULL) == SM_OK)
