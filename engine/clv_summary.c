@@ -288,6 +288,28 @@ static int64_t utc_day(int64_t seconds)
     return (seconds % 86400 != 0 && seconds < 0) ? d - 1 : d;
 }
 
+/* The rows [k, returned end) of one customer that share row k's UTC day
+ * (a customer's rows are sorted by time), whether that day is a purchase
+ * day (a row that is neither a return nor a cancellation) and its net
+ * amount in minor units. The summary and the cost of goods both walk days
+ * through this one definition, so that costs cover the rows revenue does. */
+static uint64_t day_rows(const sm_tx_table *tx, uint64_t k, uint64_t hi, int64_t *day,
+                         bool *purchase, int64_t *amount)
+{
+    const int64_t d = utc_day(tx->time[k]);
+    bool any = false;
+    int64_t sum = 0;
+    for (; k < hi && utc_day(tx->time[k]) == d; k++) {
+        sum += tx->amount[k];
+        if ((tx->flags[k] & (SM_TX_RETURN | SM_TX_CANCELLED)) == 0)
+            any = true;
+    }
+    *day = d;
+    *purchase = any;
+    *amount = sum;
+    return k;
+}
+
 int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t observation_end,
                        sm_time_unit unit, sm_summary_table *out, sm_error *err)
 {
@@ -318,38 +340,26 @@ int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t o
     size_t n = 0;
     for (uint32_t c = 0; c < tx->n_customers; c++) {
         uint64_t lo = tx->customer_offsets[c], hi = tx->customer_offsets[c + 1];
-        int64_t first = INT64_MIN, last = INT64_MIN, day = INT64_MIN;
-        bool day_is_purchase = false;
-        int64_t day_amount = 0;
+        int64_t first = INT64_MIN, last = INT64_MIN;
         double repeat_days = 0.0, repeat_amount = 0.0, holdout_days = 0.0, revenue = 0.0;
-        /* Rows are sorted by time within a customer: walk the days in order. */
-        for (uint64_t k = lo; k <= hi; k++) {
-            bool end = k == hi;
-            int64_t d = end ? INT64_MAX : utc_day(tx->time[k]);
-            if (d != day) {
-                if (day != INT64_MIN && day_is_purchase) {
-                    if (day <= cal_day) {
-                        revenue += (double)day_amount / scale;
-                        if (first == INT64_MIN) {
-                            first = day;
-                        } else {
-                            repeat_days += 1.0;
-                            repeat_amount += (double)day_amount / scale;
-                        }
-                        last = day;
-                    } else if (holdout && day <= obs_day && first != INT64_MIN) {
-                        holdout_days += 1.0;
-                    }
+        for (uint64_t k = lo; k < hi;) {
+            int64_t day, day_amount;
+            bool purchase;
+            k = day_rows(tx, k, hi, &day, &purchase, &day_amount);
+            if (!purchase)
+                continue;
+            if (day <= cal_day) {
+                revenue += (double)day_amount / scale;
+                if (first == INT64_MIN) {
+                    first = day;
+                } else {
+                    repeat_days += 1.0;
+                    repeat_amount += (double)day_amount / scale;
                 }
-                if (end)
-                    break;
-                day = d;
-                day_is_purchase = false;
-                day_amount = 0;
+                last = day;
+            } else if (holdout && day <= obs_day && first != INT64_MIN) {
+                holdout_days += 1.0;
             }
-            day_amount += tx->amount[k];
-            if ((tx->flags[k] & (SM_TX_RETURN | SM_TX_CANCELLED)) == 0)
-                day_is_purchase = true;
         }
         if (first == INT64_MIN || first == cal_day) {
             /* No purchase by calibration end, or age T = 0: BG/NBD has
@@ -379,3 +389,4 @@ int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t o
     set_view(out);
     return SM_OK;
 }
+
