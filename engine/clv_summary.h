@@ -90,4 +90,61 @@ double sm_time_unit_per_month(sm_time_unit unit);
 int sm_summary_from_tx(const sm_tx_table *tx, int64_t calibration_end, int64_t observation_end,
                        sm_time_unit unit, sm_summary_table *out, sm_error *err);
 
+/* --- per-item costs for the historic CLV ------------------------------------------ */
+
+/* Unit costs of a store's items, read from a cost file. */
+typedef struct sm_item_costs {
+    const char *path;          /* the file, for messages (borrowed: must outlive the table) */
+    const sm_key_table *items; /* the store's item keys (borrowed), to name items in messages */
+    double *unit_cost;         /* items->n, major units; NaN = the file has no cost for the item */
+    size_t n_rows;             /* cost rows in the file */
+    size_t n_unknown;          /* rows naming an item the store does not hold (not used) */
+} sm_item_costs;
+
+/*
+ * Reads a CSV with a header naming the columns `item` and `unit_cost` (any
+ * order and case; other columns ignored) and one row per item: the item code
+ * as imported (blanks around it trimmed, as the importer trims) and its cost
+ * per unit in major currency units, a finite number >= 0 (sm_parse_number).
+ * Items the store does not hold are counted (n_unknown) and not used: a
+ * price list may cover more than one store.
+ * Errors name path:line:column and the field: SM_ERR_IO, SM_ERR_PARSE
+ * (malformed CSV, missing/duplicate column, wrong field count, not a
+ * number, an item named twice: "appears twice (lines A and B)", an empty or
+ * invalid item code), SM_ERR_NUMERIC (NaN/inf), SM_ERR_INVALID_ARG (a
+ * negative cost, no rows), SM_ERR_NOMEM.
+ */
+int sm_item_costs_read(const char *path, const sm_key_table *items, sm_item_costs *out,
+                       sm_error *err);
+
+/* Releases what sm_item_costs_read allocated and zeroes c. Accepts a zeroed table. */
+void sm_item_costs_free(sm_item_costs *c);
+
+/* What sm_summary_item_costs found beside the costs. */
+typedef struct sm_item_cost_report {
+    uint64_t rows_costed;       /* counted rows with a unit cost */
+    uint64_t rows_missing;      /* counted rows whose item has no cost in the file */
+    uint64_t rows_without_item; /* counted rows that carry no item at all (e.g. CDNOW) */
+    uint32_t items_missing;     /* distinct items behind rows_missing */
+} sm_item_cost_report;
+
+/*
+ * Cost of goods per customer of t (a summary built by sm_summary_from_tx
+ * from the same tx and calibration_end; cost[i] belongs to t->customers[i]):
+ * the sum of quantity x unit cost over exactly the rows whose amounts make
+ * t->revenue[i], i.e. all rows of the customer's purchase days up to
+ * calibration_end's day. A same-day return (negative quantity) thus gives
+ * its cost back just as it reduces the day's revenue; a day with only
+ * returns adds neither revenue nor cost. Rows after the calibration end
+ * are not counted.
+ * A counted row whose item has no cost (or no item) is an error naming the
+ * first such item and the file, with the counts, unless missing_zero: then
+ * it costs 0 and is only counted in *report (may be NULL).
+ * Errors: SM_ERR_INVALID_ARG (t not from a store, mismatched tables),
+ * SM_ERR_NOT_FOUND (a missing cost), SM_ERR_NOMEM.
+ */
+int sm_summary_item_costs(const sm_tx_table *tx, const sm_summary_table *t,
+                          int64_t calibration_end, const sm_item_costs *costs, bool missing_zero,
+                          double *cost, sm_item_cost_report *report, sm_error *err);
+
 #endif /* SEGMINT_ENGINE_CLV_SUMMARY_H */

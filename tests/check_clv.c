@@ -911,6 +911,137 @@ START_TEST(summary_from_tx_handles_returns)
 }
 END_TEST
 
+/* Per-item costs cover exactly the rows revenue does. Hand computation
+ * (money_scale 100, calibration end day 30; items I1..I4, costs I1 2.00,
+ * I2 0.50, I3 1.25, I4 none):
+ *   customer 0: day 0  2 x I1 (10.00) + 1 x I2 (3.00)  cost 2x2.00 + 1x0.50 = 4.50
+ *               day 10 3 x I2 (9.00), same-day return -1 x I2 (-3.00)
+ *                                                      cost 3x0.50 - 1x0.50 = 1.00
+ *               day 20 return only, -1 x I4 (-5.00): no revenue, no cost
+ *               day 40 1 x I4 (5.00): after calibration
+ *     revenue 13.00 + 6.00 = 19.00, cost 5.50
+ *   customer 1: day 5  4 x I3 (10.00)                  cost 4x1.25 = 5.00
+ * I4 appears only on uncounted rows, so the file need not price it. */
+START_TEST(item_costs_follow_revenue_rows)
+{
+    uint64_t offsets[] = {0, 6, 7};
+    int64_t day = 86400, t0 = utc(2020, 1, 1);
+    int64_t time[] = {t0, t0 + 60, t0 + 10 * day, t0 + 10 * day + 60, t0 + 20 * day,
+                      t0 + 40 * day, t0 + 5 * day};
+    int64_t amount[] = {1000, 300, 900, -300, -500, 500, 1000};
+    int32_t qty[] = {2, 1, 3, -1, -1, 1, 4};
+    sm_item_id item[] = {0, 1, 1, 1, 3, 3, 2};
+    sm_basket_id basket[] = {0, 0, 1, 2, 3, 4, 5};
+    uint16_t flags[] = {0, 0, 0, SM_TX_RETURN, SM_TX_RETURN, 0, 0};
+    sm_tx_table tx = {.n_customers = 2, .n_rows = 7, .money_scale = 100,
+                      .customer_offsets = offsets, .time = time, .amount = amount,
+                      .quantity = qty, .item = item, .basket = basket, .flags = flags};
+    char *keys[] = {"I1", "I2", "I3", "I4"};
+    sm_key_table items = {.n = 4, .keys = keys};
+    char dir[4096], path[4200], text[1024];
+    sm_test_tmpdir(dir, sizeof dir, "clv-costs");
+    snprintf(path, sizeof path, "%s/costs.csv", dir);
+    const int64_t cal = t0 + 30 * day;
+    sm_summary_table t;
+    ck_assert_int_eq(sm_summary_from_tx(&tx, cal, 0, SM_UNIT_DAY, &t, NULL), SM_OK);
+    ck_assert_uint_eq(t.n, 2);
+    ck_assert(t.revenue[0] == 19.0 && t.revenue[1] == 10.0);
+
+    /* any column order and case, other columns ignored, blanks trimmed;
+     * an item the store lacks is counted */
+    sm_test_write_file(path, "Unit_Cost,name,ITEM\n2.00,mug, I1 \n0.5,jar,I2\n1.25,box,I3\n"
+                             "9,other,X9\n");
+    sm_item_costs costs;
+    sm_error err;
+    ck_assert_int_eq(sm_item_costs_read(path, &items, &costs, &err), SM_OK);
+    ck_assert_uint_eq(costs.n_rows, 4);
+    ck_assert_uint_eq(costs.n_unknown, 1);
+    ck_assert(costs.unit_cost[0] == 2.0 && costs.unit_cost[1] == 0.5 &&
+              costs.unit_cost[2] == 1.25 && isnan(costs.unit_cost[3]));
+    double cost[2] = {-1, -1};
+    sm_item_cost_report rep;
+    ck_assert_int_eq(sm_summary_item_costs(&tx, &t, cal, &costs, false, cost, &rep, &err), SM_OK);
+    ck_assert(cost[0] == 5.5 && cost[1] == 5.0);
+    ck_assert_uint_eq(rep.rows_costed, 5); /* day 0: 2, day 10: 2, customer 1: 1 */
+    ck_assert_uint_eq(rep.rows_missing + rep.rows_without_item + rep.items_missing, 0);
+    /* the historic CLV of the issue: revenue - cost - acquisition - retention */
+    double acq[2] = {3, 3}, ret[2] = {1.5, 1.5}, clv[2];
+    ck_assert_int_eq(sm_clv_historic(clv, t.revenue, cost, acq, ret, 0.1, 2, &err), SM_OK);
+    ck_assert(clv[0] == 19.0 - 5.5 - 3 - 1.5 && clv[1] == 10.0 - 5.0 - 3 - 1.5);
+    sm_item_costs_free(&costs);
+
+    /* I3 priced nowhere: an error naming it and the file, unless missing
+     * costs count as 0 */
+    sm_test_write_file(path, "item,unit_cost\nI1,2\nI2,0.5\n");
+    ck_assert_int_eq(sm_item_costs_read(path, &items, &costs, &err), SM_OK);
+    ck_assert_int_eq(sm_summary_item_costs(&tx, &t, cal, &costs, false, cost, &rep, &err),
+                     SM_ERR_NOT_FOUND);
+    sm_error_format(&err, text, sizeof text);
+    ck_assert_msg(strstr(text, "costs.csv: field \"item\": item 'I3' of the store has no unit cost"
+                               " in the file (1 rows of 1 items") != NULL, "%s", text);
+    ck_assert_int_eq(sm_summary_item_costs(&tx, &t, cal, &costs, true, cost, &rep, &err), SM_OK);
+    ck_assert(cost[0] == 5.5 && cost[1] == 0.0);
+    ck_assert_uint_eq(rep.rows_missing, 1);
+    ck_assert_uint_eq(rep.items_missing, 1);
+    /* a row without an item code cannot be priced either */
+    item[6] = SM_ITEM_NONE;
+    ck_assert_int_eq(sm_summary_item_costs(&tx, &t, cal, &costs, false, cost, &rep, &err),
+                     SM_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "1 transaction rows up to the calibration end carry no "
+                                          "item code"));
+    ck_assert_uint_eq(rep.rows_without_item, 1);
+    sm_item_costs_free(&costs);
+    sm_summary_table_free(&t);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* A cost file's errors name file:line:column and the field. */
+START_TEST(item_cost_file_errors_name_line_and_field)
+{
+    char *keys[] = {"I1", "I2"};
+    sm_key_table items = {.n = 2, .keys = keys};
+    char dir[4096], path[4200], text[1024];
+    sm_test_tmpdir(dir, sizeof dir, "clv-cost-errors");
+    snprintf(path, sizeof path, "%s/c.csv", dir);
+    sm_item_costs costs;
+    sm_error err;
+    static const struct {
+        const char *file;
+        int code;
+        const char *where;
+    } cases[] = {
+        {"item,unit_cost\nI1,1\nI2,2\nI1,3\n", SM_ERR_PARSE,
+         "c.csv:4:1: field \"item\": item 'I1' appears twice (lines 2 and 4)"},
+        {"item,unit_cost\nX,1\nI2,2\nX,3\n", SM_ERR_PARSE, "c.csv:4:1: field \"item\""},
+        {"item,unit_cost\nI1,1\nI2,-0.5\n", SM_ERR_INVALID_ARG,
+         "c.csv:3:2: field \"unit_cost\": unit cost -0.5 of item 'I2' must be >= 0"},
+        {"unit_cost,item\nnan,I1\n", SM_ERR_NUMERIC, "c.csv:2:1: field \"unit_cost\""},
+        {"item,unit_cost\nI1,1e999\n", SM_ERR_NUMERIC, "c.csv:2:2: field \"unit_cost\""},
+        {"item,unit_cost\nI1,cheap\n", SM_ERR_PARSE, "c.csv:2:2: field \"unit_cost\": not a number"},
+        {"item,unit_cost\nI1,\n", SM_ERR_PARSE, "c.csv:2:2: field \"unit_cost\""},
+        {"item,unit_cost\n ,1\n", SM_ERR_PARSE, "c.csv:2:1: field \"item\": is empty"},
+        {"item,unit_cost\nI1,1,2\n", SM_ERR_PARSE, "c.csv:2: expected 2 fields"},
+        {"I1,1\nI2,2\n", SM_ERR_PARSE, "c.csv:1: field \"item\": the header names no item column"},
+        {"item,cost\nI1,1\n", SM_ERR_PARSE, "field \"unit_cost\": the header names no unit_cost"},
+        {"item,unit_cost,item\nI1,1,I1\n", SM_ERR_PARSE, "c.csv:1:3: field \"item\""},
+        {"item,unit_cost\n", SM_ERR_INVALID_ARG, "c.csv: holds a header but no item rows"},
+        {"", SM_ERR_INVALID_ARG, "c.csv: is empty"},
+    };
+    for (size_t k = 0; k < SM_ARRAY_LEN(cases); k++) {
+        sm_test_write_file(path, cases[k].file);
+        int rc = sm_item_costs_read(path, &items, &costs, &err);
+        sm_error_format(&err, text, sizeof text);
+        ck_assert_msg(rc == cases[k].code, "case %zu: rc %d, %s", k, rc, text);
+        ck_assert_msg(strstr(text, cases[k].where) != NULL, "case %zu: %s", k, text);
+        ck_assert_ptr_null(costs.unit_cost);
+    }
+    snprintf(path, sizeof path, "%s/absent.csv", dir);
+    ck_assert_int_eq(sm_item_costs_read(path, &items, &costs, &err), SM_ERR_IO);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------- */
 /* errors: B10, B11 and the summary file                                         */
 
@@ -1252,6 +1383,18 @@ static int oom_summary_read(void *ctx)
     return rc;
 }
 
+static int oom_item_costs_read(void *ctx)
+{
+    char *keys[] = {"I2", "I1", "I3"};
+    sm_key_table items = {.n = 3, .keys = keys};
+    sm_item_costs costs;
+    int rc = sm_item_costs_read(ctx, &items, &costs, NULL);
+    if (rc == SM_OK)
+        ck_assert(costs.unit_cost[0] == 0.5 && costs.unit_cost[1] == 2 && isnan(costs.unit_cost[2]));
+    sm_item_costs_free(&costs);
+    return rc;
+}
+
 START_TEST(oom_loop_every_allocation)
 {
     sample smp;
@@ -1265,6 +1408,9 @@ START_TEST(oom_loop_every_allocation)
     snprintf(path, sizeof path, "%s/s.csv", dir);
     sm_test_write_file(path, "customer_id,frequency,recency,T,monetary_value\nA,1,2,3,4\nB,0,0,5,0\n");
     oom_loop(oom_summary_read, path, "summary read");
+    snprintf(path, sizeof path, "%s/c.csv", dir);
+    sm_test_write_file(path, "item,unit_cost\nI1,2\nI2,0.5\nX,1\n");
+    oom_loop(oom_item_costs_read, path, "item costs read");
     sm_test_rmtree(dir);
     sample_free(&smp);
 }
@@ -1292,6 +1438,7 @@ static Suite *clv_suite(void)
     tcase_add_test(core, model_clv_matches_reference);
     tcase_add_test(core, expected_spend_vectorised_regression);
     tcase_add_test(core, summary_from_tx_handles_returns);
+    tcase_add_test(core, item_costs_follow_revenue_rows);
     suite_add_tcase(s, core);
 
     TCase *fit = tcase_create("fit");
@@ -1310,6 +1457,7 @@ static Suite *clv_suite(void)
     tcase_add_test(errors, fit_errors_are_clear);
     tcase_add_test(errors, gamma_gamma_warnings);
     tcase_add_test(errors, summary_file_errors_name_line_and_column);
+    tcase_add_test(errors, item_cost_file_errors_name_line_and_field);
     suite_add_tcase(s, errors);
 
     TCase *det = tcase_create("determinism");

@@ -3,7 +3,9 @@
 # from the CDNOW log (skipped cleanly when the data set is absent): the JSON
 # object's shape and the published parameters (FHL 2005: r 0.243, alpha
 # 4.414, a 0.793, b 2.426, LL -9582.4; spend p 6.25, q 3.74, v 15.44), the
-# holdout table, runs in the store, per-customer CSV/JSONL, user errors.
+# holdout table, runs in the store, per-customer CSV/JSONL, user errors; and,
+# without data, the historic CLV with per-item, acquisition and retention
+# costs on a hand-made store.
 set -u
 segmint=${1:?path of the segmint binary}
 data=${SEGMINT_DATA:-${SEGMINT_DATA_DEFAULT:-}}
@@ -40,6 +42,86 @@ check "--calibration-end needs --store" '[ $? -eq 2 ] && grep -q -- "--store" "$
 check "--store and --summary exclude each other" '[ $? -eq 2 ]'
 "$segmint" clv --store "$tmp/nostore" >/dev/null 2>"$tmp/err"
 check "a missing store is named" '[ $? -eq 1 ] && grep -q "nostore" "$tmp/err"'
+
+# --- historic CLV with per-item costs, on a hand-made store ---------------------------
+# Calibration ends 2023-01-31. Unit costs I1 2.00, I2 0.50, I3 1.25 (I4 unpriced).
+# c1: 01-01 2 x I1 at 5.00 + 1 x I2 at 3.00      revenue 13.00  cost 2x2.00 + 0.50 = 4.50
+#     01-11 3 x I2 at 3.00, same-day return 1 x I2  revenue  6.00  cost 1.50 - 0.50 = 1.00
+#     01-13 return only (1 x I1): neither revenue nor cost, as in the summary
+#     02-10 1 x I4: after the calibration end, so I4 needs no price
+#     revenue 19.00, cost 5.50; CLV 19 - 5.5 - 3 (acquisition) - 2 (retention) = 8.5
+# c2: 01-06 4 x I3 at 2.50, 01-20 1 x I1 at 5.00  revenue 15.00  cost 5.00 + 2.00 = 7.00
+#     CLV 15 - 7 - 3 - 2 = 3; total 11.5, mean 5.75, cost of goods 12.5
+# frequency/recency/T in days: c1 1, 10, 30 (monetary 6); c2 1, 14, 25 (monetary 5)
+cat > "$tmp/log.csv" <<'CSV'
+invoice,customer_id,time,item,description,quantity,price
+A,c1,2023-01-01T10:00:00Z,I1,MUG,2,5.00
+A,c1,2023-01-01T10:00:00Z,I2,JAR,1,3.00
+B,c1,2023-01-11T10:00:00Z,I2,JAR,3,3.00
+CB,c1,2023-01-11T12:00:00Z,I2,JAR,-1,3.00
+CC,c1,2023-01-13T10:00:00Z,I1,MUG,-1,5.00
+D,c2,2023-01-06T10:00:00Z,I3,BOX,4,2.50
+E,c2,2023-01-20T10:00:00Z,I1,MUG,1,5.00
+F,c1,2023-02-10T10:00:00Z,I4,TIN,1,7.00
+CSV
+printf 'item,unit_cost\nI1,2.00\nI2,0.50\nI3,1.25\n' > "$tmp/costs.csv"
+"$segmint" import --store "$tmp/tiny" "$tmp/log.csv" >/dev/null
+check "import of the tiny log" '[ $? -eq 0 ]'
+hist=(clv --store "$tmp/tiny" --model historic --calibration-end 2023-01-31)
+"$segmint" "${hist[@]}" --item-costs "$tmp/costs.csv" --acquisition-cost 3 --retention-cost 2 \
+  --json --out "$tmp/cost.csv" > "$tmp/cost.json" 2>"$tmp/err"
+check "historic with item costs exits 0" '[ $? -eq 0 ]'
+check "historic with item costs: totals by hand" \
+  '[ "$(cat "$tmp/cost.json")" = "{\"model\": \"historic\", \"customers\": 2, \"total_clv\": 11.5, \"mean_clv\": 5.75, \"cost_of_goods\": 12.5}" ]'
+check "historic with item costs: per customer by hand" \
+  '[ "$(cat "$tmp/cost.csv")" = "customer_id,frequency,recency,T,monetary_value,cost_of_goods,clv
+c1,1,10,30,6,5.5,8.5
+c2,1,14,25,5,7,3" ]'
+"$segmint" runs --store "$tmp/tiny" --run latest > "$tmp/run.json"
+check "the run record holds both costs and the cost file" \
+  'grep -q "\"acquisition_cost\": 3, \"retention_cost\": 2, \"item_costs\": \"$tmp/costs.csv\", \"missing_cost\": \"error\", \"rows_without_cost\": 0, \"cost_of_goods\": 12.5, \"total_clv\": 11.5" "$tmp/run.json"'
+# margin x revenue without item costs: 0.5 x 19 - 3 - 2 = 4.5 and 0.5 x 15 - 5 = 2.5
+"$segmint" "${hist[@]}" --margin 0.5 --acquisition-cost 3 --retention-cost 2 --no-store \
+  --json > "$tmp/margin.json"
+check "historic with margin and retention cost by hand" \
+  'grep -q "\"total_clv\": 7, \"mean_clv\": 3.5}" "$tmp/margin.json"'
+# without a calibration end the last day (02-10) counts, and I4 has no price
+"$segmint" clv --store "$tmp/tiny" --model historic --item-costs "$tmp/costs.csv" --no-store \
+  >/dev/null 2>"$tmp/err"
+check "an unpriced item is an error naming it and the file" \
+  '[ $? -eq 1 ] && grep -q "costs.csv: field \"item\": item '"'"'I4'"'"' of the store has no unit cost" "$tmp/err" && grep -q -- "--missing-cost zero" "$tmp/err"'
+# with --missing-cost zero I4 costs 0: c1 revenue 19 + 7 = 26, cost 5.5, CLV 20.5; c2 8
+"$segmint" clv --store "$tmp/tiny" --model historic --item-costs "$tmp/costs.csv" --no-store \
+  --missing-cost zero --out "$tmp/cost_zero.csv" >/dev/null 2>"$tmp/err"
+check "--missing-cost zero warns with the count and costs them 0" \
+  '[ $? -eq 0 ] && grep -q "warning: 1 rows of 1 items have no unit cost" "$tmp/err" && [ "$(cut -d, -f1,6,7 "$tmp/cost_zero.csv")" = "customer_id,cost_of_goods,clv
+c1,5.5,20.5
+c2,7,8" ]'
+printf 'item,unit_cost\nI1,2\nI2,0.5\nI1,3\n' > "$tmp/dup.csv"
+"$segmint" "${hist[@]}" --item-costs "$tmp/dup.csv" --no-store >/dev/null 2>"$tmp/err"
+check "a duplicate item names file:line" \
+  '[ $? -eq 1 ] && grep -q "dup.csv:4:1: field \"item\": item '"'"'I1'"'"' appears twice (lines 2 and 4)" "$tmp/err"'
+printf 'item,unit_cost\nI1,2\nI2,-0.5\n' > "$tmp/neg.csv"
+"$segmint" "${hist[@]}" --item-costs "$tmp/neg.csv" --no-store >/dev/null 2>"$tmp/err"
+check "a negative cost names file:line:field" \
+  '[ $? -eq 1 ] && grep -q "neg.csv:3:2: field \"unit_cost\"" "$tmp/err"'
+printf 'item,unit_cost\nI1,nan\n' > "$tmp/nan.csv"
+"$segmint" "${hist[@]}" --item-costs "$tmp/nan.csv" --no-store >/dev/null 2>"$tmp/err"
+check "a NaN cost names file:line:field" \
+  '[ $? -eq 1 ] && grep -q "nan.csv:2:2: field \"unit_cost\"" "$tmp/err"'
+printf 'frequency,recency,T,monetary_value\n1,2,3,4\n' > "$tmp/s.csv"
+"$segmint" clv --summary "$tmp/s.csv" --model historic --item-costs "$tmp/costs.csv" >/dev/null 2>"$tmp/err"
+check "--item-costs without --store is a usage error" \
+  '[ $? -eq 2 ] && grep -q -- "--item-costs needs --store" "$tmp/err"'
+"$segmint" clv --store "$tmp/tiny" --item-costs "$tmp/costs.csv" >/dev/null 2>"$tmp/err"
+check "--item-costs with bgnbd is a usage error" '[ $? -eq 2 ]'
+"$segmint" "${hist[@]}" --item-costs "$tmp/costs.csv" --margin 0.3 >/dev/null 2>"$tmp/err"
+check "--item-costs with --margin is a usage error" '[ $? -eq 2 ]'
+"$segmint" clv --summary "$tmp/s.csv" --model discounted --retention 0.9 --retention-cost 2 \
+  >/dev/null 2>"$tmp/err"
+check "--retention-cost with discounted is a usage error" \
+  '[ $? -eq 2 ] && grep -q "no retention-cost term" "$tmp/err"'
+check "failed and --no-store runs store nothing" '"$segmint" info --store "$tmp/tiny" | grep -q "runs 1$"'
 
 if [ ! -r "$summary" ] || [ ! -r "$spend" ] || [ ! -r "$log" ] || [ ! -x "$py" ]; then
   echo "SKIP cli_clv CDNOW part: data set or $py not available"

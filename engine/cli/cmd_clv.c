@@ -41,13 +41,23 @@ static const char usage[] =
     "  --model M             bgnbd (default): BG/NBD fit, P(alive), expected purchases,\n"
     "                        and with spend a Gamma-Gamma fit and CLV;\n"
     "                        discounted: sum_{t=1..N} m r^t/(1+d)^t - AC per customer;\n"
-    "                        historic: margin x revenue to date - AC\n"
+    "                        historic: margin x revenue to date - AC - RC, or with\n"
+    "                        --item-costs revenue - cost of goods - AC - RC\n"
     "  --time-unit U         day (default), week or month\n"
     "  --horizon N           months to value (default 12)\n"
     "  --discount R          monthly discount rate (default 0.01)\n"
     "  --margin M            profit share of revenue (default 1)\n"
     "  --retention R         monthly retention rate, required by --model discounted\n"
     "  --acquisition-cost C  subtracted once per customer (discounted, historic; default 0)\n"
+    "  --retention-cost C    historic: retention spending per customer to date, subtracted\n"
+    "                        (default 0; the discounted formula has no such term and\n"
+    "                        refuses it; not the same as --retention, a rate)\n"
+    "  --item-costs FILE     historic, with --store: a CSV item,unit_cost (the store's item\n"
+    "                        codes, cost per unit in major units >= 0); cost of goods =\n"
+    "                        sum of quantity x unit cost over the rows that make revenue\n"
+    "                        (returns give cost back); replaces --margin\n"
+    "  --missing-cost P      error (default): a counted row whose item the file does not\n"
+    "                        price is an error; zero: it costs 0 (counted in a warning)\n"
     "  --out FILE            per-customer results, .csv or .jsonl\n"
     "  --json                print the fitted model as one JSON object\n"
     "  --no-store            with --store: do not store the run (opens the store read-only)\n"
@@ -74,14 +84,16 @@ typedef struct clv_args {
     model model;
     sm_time_unit unit;
     uint64_t horizon;
-    double discount, margin, retention, acquisition;
-    bool has_retention, json, force, quiet;
+    double discount, margin, retention, acquisition, retention_cost;
+    bool has_retention, has_margin, has_retention_cost, json, force, quiet;
+    const char *item_costs; /* --item-costs FILE, or NULL */
+    bool missing_zero;      /* --missing-cost zero */
     int threads;
 } clv_args;
 
 /* Per-customer results, NULL columns are not written. */
 typedef struct columns {
-    double *p_alive, *expected, *spend, *clv;
+    double *p_alive, *expected, *spend, *clv, *cost;
 } columns;
 
 static int run_clv(int argc, char **argv);
@@ -98,8 +110,8 @@ static int parse_args(int argc, char **argv, clv_args *a)
     a->discount = 0.01;
     a->margin = 1.0;
     enum { OPT_SUMMARY = 256, OPT_STORE, OPT_CAL, OPT_MODEL, OPT_UNIT, OPT_HORIZON, OPT_DISCOUNT,
-           OPT_MARGIN, OPT_RETENTION, OPT_ACQ, OPT_OUT, OPT_JSON, OPT_NO_STORE, OPT_THREADS,
-           OPT_FORCE, OPT_QUIET };
+           OPT_MARGIN, OPT_RETENTION, OPT_ACQ, OPT_RETENTION_COST, OPT_ITEM_COSTS,
+           OPT_MISSING_COST, OPT_OUT, OPT_JSON, OPT_NO_STORE, OPT_THREADS, OPT_FORCE, OPT_QUIET };
     static const struct option options[] = {
         {"summary", required_argument, NULL, OPT_SUMMARY},
         {"store", required_argument, NULL, OPT_STORE},
@@ -111,6 +123,9 @@ static int parse_args(int argc, char **argv, clv_args *a)
         {"margin", required_argument, NULL, OPT_MARGIN},
         {"retention", required_argument, NULL, OPT_RETENTION},
         {"acquisition-cost", required_argument, NULL, OPT_ACQ},
+        {"retention-cost", required_argument, NULL, OPT_RETENTION_COST},
+        {"item-costs", required_argument, NULL, OPT_ITEM_COSTS},
+        {"missing-cost", required_argument, NULL, OPT_MISSING_COST},
         {"out", required_argument, NULL, OPT_OUT},
         {"json", no_argument, NULL, OPT_JSON},
         {"no-store", no_argument, NULL, OPT_NO_STORE},
@@ -158,6 +173,7 @@ static int parse_args(int argc, char **argv, clv_args *a)
         case OPT_MARGIN:
             if (!sm_cli_parse_double(cmd, "--margin", optarg, -10.0, 10.0, &a->margin))
                 return SM_EXIT_USAGE;
+            a->has_margin = true;
             break;
         case OPT_RETENTION:
             if (!sm_cli_parse_double(cmd, "--retention", optarg, 0.0, 1.0, &a->retention))
@@ -167,6 +183,18 @@ static int parse_args(int argc, char **argv, clv_args *a)
         case OPT_ACQ:
             if (!sm_cli_parse_double(cmd, "--acquisition-cost", optarg, 0.0, 1e15, &a->acquisition))
                 return SM_EXIT_USAGE;
+            break;
+        case OPT_RETENTION_COST:
+            if (!sm_cli_parse_double(cmd, "--retention-cost", optarg, 0.0, 1e15, &a->retention_cost))
+                return SM_EXIT_USAGE;
+            a->has_retention_cost = true;
+            break;
+        case OPT_ITEM_COSTS: a->item_costs = optarg; break;
+        case OPT_MISSING_COST:
+            if (strcmp(optarg, "zero") != 0 && strcmp(optarg, "error") != 0)
+                return sm_cli_usage_error(cmd, "--missing-cost: expected zero or error, got '%s'",
+                                          optarg);
+            a->missing_zero = strcmp(optarg, "zero") == 0;
             break;
         case OPT_OUT: a->out = optarg; break;
         case OPT_JSON: a->json = true; break;
@@ -191,6 +219,22 @@ static int parse_args(int argc, char **argv, clv_args *a)
         return sm_cli_usage_error(cmd, "--no-store needs --store");
     if (a->model == MODEL_DISCOUNTED && !a->has_retention)
         return sm_cli_usage_error(cmd, "--model discounted needs --retention R (monthly, 0..1)");
+    /* Costs to date belong to the historic value only: the classic
+     * discounted CLV sum m r^t/(1+d)^t - AC has no retention-cost term, and
+     * silently dropping a cost the user gave would overstate the value. */
+    if (a->has_retention_cost && a->model != MODEL_HISTORIC)
+        return sm_cli_usage_error(cmd, "--retention-cost applies to --model historic only (the "
+                                       "discounted CLV sum m r^t/(1+d)^t - AC has no retention-cost "
+                                       "term)");
+    if (a->item_costs != NULL && a->model != MODEL_HISTORIC)
+        return sm_cli_usage_error(cmd, "--item-costs applies to --model historic only");
+    if (a->item_costs != NULL && a->store == NULL)
+        return sm_cli_usage_error(cmd, "--item-costs needs --store (a summary CSV has no items)");
+    if (a->item_costs != NULL && a->has_margin)
+        return sm_cli_usage_error(cmd, "--item-costs and --margin exclude each other: with item "
+                                       "costs the margin is revenue - cost of goods");
+    if (a->missing_zero && a->item_costs == NULL)
+        return sm_cli_usage_error(cmd, "--missing-cost needs --item-costs FILE");
     const char *ext = a->out != NULL ? sm_path_extension(a->out) : "";
     if (a->out != NULL && strcmp(a->out, "-") != 0 && strcmp(ext, "csv") != 0 &&
         strcmp(ext, "jsonl") != 0)
@@ -209,10 +253,12 @@ static int write_results(const clv_args *a, const sm_summary_table *t, const col
         return rc;
     FILE *f = sm_output_stream(out);
     bool jsonl = strcmp(sm_path_extension(a->out), "jsonl") == 0;
-    const char *names[] = {"customer_id", "frequency", "recency", "T", "monetary_value",
-                           "p_alive",     "expected_purchases", "expected_spend", "clv"};
+    const char *names[] = {"customer_id", "frequency",          "recency",        "T",
+                           "monetary_value", "p_alive",         "expected_purchases",
+                           "expected_spend", "cost_of_goods",   "clv"};
     const bool present[] = {true, true, true, true, t->monetary != NULL, c->p_alive != NULL,
-                            c->expected != NULL, c->spend != NULL, c->clv != NULL};
+                            c->expected != NULL, c->spend != NULL, c->cost != NULL,
+                            c->clv != NULL};
     if (!jsonl) {
         bool first = true;
         for (size_t k = 0; k < SM_ARRAY_LEN(names); k++)
@@ -234,6 +280,7 @@ static int write_results(const clv_args *a, const sm_summary_table *t, const col
                                  c->p_alive ? c->p_alive[i] : 0,
                                  c->expected ? c->expected[i] : 0,
                                  c->spend ? c->spend[i] : 0,
+                                 c->cost ? c->cost[i] : 0,
                                  c->clv ? c->clv[i] : 0};
         if (jsonl) {
             fputs("{\"customer_id\": ", f);
@@ -294,6 +341,10 @@ typedef struct store_ctx {
     sm_store *store;
     sm_key_table keys;
     int64_t calibration_end, observation_end; /* observation_end 0 = no holdout */
+    double *cost;                /* with --item-costs: cost of goods per summary customer */
+    sm_item_cost_report cost_report;
+    size_t cost_rows, cost_unknown; /* rows of the cost file; of them naming no store item */
+    bool cost_missing;           /* the job failed on an uncosted row (for the hint) */
 } store_ctx;
 
 static const char *unit_name(sm_time_unit u)
@@ -320,12 +371,37 @@ static int load_from_store(const clv_args *a, store_ctx *sc, sm_summary_table *t
     sc->observation_end = a->calibration_end != 0 && info.last_time > a->calibration_end
                               ? info.last_time
                               : 0;
+    /* The cost file is read before the transactions so that its mistakes
+     * show before the long load. */
+    sm_key_table items;
+    memset(&items, 0, sizeof items);
+    sm_item_costs costs;
+    memset(&costs, 0, sizeof costs);
+    if (a->item_costs != NULL) {
+        rc = sm_store_load_keys(sc->store, SM_KEYS_ITEMS, &items, err);
+        if (rc == SM_OK)
+            rc = sm_item_costs_read(a->item_costs, &items, &costs, err);
+    }
     sm_tx_table tx;
     memset(&tx, 0, sizeof tx);
-    rc = sm_store_load_tx(sc->store, &tx, progress, err);
+    if (rc == SM_OK)
+        rc = sm_store_load_tx(sc->store, &tx, progress, err);
     if (rc == SM_OK)
         rc = sm_summary_from_tx(&tx, sc->calibration_end, sc->observation_end, a->unit, t, err);
+    if (rc == SM_OK && a->item_costs != NULL) {
+        sc->cost_rows = costs.n_rows;
+        sc->cost_unknown = costs.n_unknown;
+        sc->cost = malloc((t->n > 0 ? t->n : 1) * sizeof *sc->cost);
+        if (sc->cost == NULL)
+            rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu customer costs", t->n);
+        else
+            rc = sm_summary_item_costs(&tx, t, sc->calibration_end, &costs, a->missing_zero,
+                                       sc->cost, &sc->cost_report, err);
+        sc->cost_missing = rc == SM_ERR_NOT_FOUND;
+    }
     sm_tx_table_free(&tx);
+    sm_item_costs_free(&costs);
+    sm_key_table_free(&items);
     if (rc == SM_OK)
         rc = sm_store_load_keys(sc->store, SM_KEYS_CUSTOMERS, &sc->keys, err);
     if (rc == SM_OK) {
@@ -409,7 +485,7 @@ static void print_bgnbd_json(FILE *f, const sm_clv_job *j)
 
 /* The run record's details: the job's options, then its result. */
 static char *run_record(const clv_args *a, const store_ctx *sc, const sm_clv_job *j,
-                        double total_clv, size_t n, size_t *len)
+                        double total_clv, double total_cost, size_t n, size_t *len)
 {
     char *text = NULL;
     FILE *f = open_memstream(&text, len);
@@ -422,8 +498,10 @@ static char *run_record(const clv_args *a, const store_ctx *sc, const sm_clv_job
                "\"discount\": ",
             model_names[a->model], unit_name(a->unit), cal, n, (unsigned long long)a->horizon);
     sm_json_put_double(f, a->discount);
-    fprintf(f, ", \"margin\": ");
-    sm_json_put_double(f, a->margin);
+    if (a->item_costs == NULL) { /* with item costs no margin applies */
+        fprintf(f, ", \"margin\": ");
+        sm_json_put_double(f, a->margin);
+    }
     if (a->model == MODEL_DISCOUNTED) {
         fprintf(f, ", \"retention\": ");
         sm_json_put_double(f, a->retention);
@@ -431,6 +509,20 @@ static char *run_record(const clv_args *a, const store_ctx *sc, const sm_clv_job
     if (a->model != MODEL_BGNBD) {
         fprintf(f, ", \"acquisition_cost\": ");
         sm_json_put_double(f, a->acquisition);
+    }
+    if (a->model == MODEL_HISTORIC) {
+        fprintf(f, ", \"retention_cost\": ");
+        sm_json_put_double(f, a->retention_cost);
+    }
+    if (a->item_costs != NULL) {
+        fprintf(f, ", \"item_costs\": ");
+        sm_json_put_string(f, a->item_costs);
+        fprintf(f, ", \"missing_cost\": \"%s\", \"rows_without_cost\": %llu, "
+                   "\"cost_of_goods\": ",
+                a->missing_zero ? "zero" : "error",
+                (unsigned long long)(sc->cost_report.rows_missing +
+                                     sc->cost_report.rows_without_item));
+        sm_json_put_double(f, total_cost);
     }
     fprintf(f, ", \"total_clv\": ");
     sm_json_put_double(f, total_clv);
@@ -490,7 +582,7 @@ static int run_bgnbd(const clv_args *a, store_ctx *sc, const sm_summary_table *t
     else if (j.gg_note[0] != '\0' && t->monetary != NULL)
         fprintf(stderr, "segmint clv: warning: no Gamma-Gamma spend model (%s); CLV is left out, "
                         "P(alive) and expected purchases are reported\n", j.gg_note);
-    columns c = {j.p_alive, j.expected, j.spend, j.clv};
+    columns c = {j.p_alive, j.expected, j.spend, j.clv, NULL};
     size_t n = t->n;
     if (a->out != NULL && (rc = write_results(a, t, &c, err)) != SM_OK)
         goto out;
@@ -503,7 +595,7 @@ static int run_bgnbd(const clv_args *a, store_ctx *sc, const sm_summary_table *t
     uint64_t run_id = 0;
     if (sc->store != NULL && !a->no_store) {
         size_t len;
-        char *record = run_record(a, sc, &j, j.have_gg ? sum_clv : NAN, n, &len);
+        char *record = run_record(a, sc, &j, j.have_gg ? sum_clv : NAN, 0.0, n, &len);
         if (record == NULL) {
             rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
             goto out;
@@ -558,6 +650,37 @@ out:
     return rc;
 }
 
+/* With --missing-cost zero, uncosted rows are counted, not hidden. */
+static void print_cost_notes(const clv_args *a, const store_ctx *sc)
+{
+    const sm_item_cost_report *r = &sc->cost_report;
+    if (r->rows_missing > 0)
+        fprintf(stderr, "segmint clv: warning: %llu rows of %u items have no unit cost in %s and "
+                        "count as costing 0 (--missing-cost zero)\n",
+                (unsigned long long)r->rows_missing, r->items_missing, a->item_costs);
+    if (r->rows_without_item > 0)
+        fprintf(stderr, "segmint clv: warning: %llu rows carry no item code and count as costing 0 "
+                        "(--missing-cost zero)\n",
+                (unsigned long long)r->rows_without_item);
+    if (sc->cost_unknown > 0)
+        fprintf(stderr, "segmint clv: %zu of the %zu items in %s are not in the store (not used)\n",
+                sc->cost_unknown, sc->cost_rows, a->item_costs);
+}
+
+/* A per-customer constant as the kernel's per-customer array, or NULL for 0. */
+static int constant_array(double value, size_t n, double **out)
+{
+    *out = NULL;
+    if (value == 0.0)
+        return SM_OK;
+    *out = malloc((n > 0 ? n : 1) * sizeof **out);
+    if (*out == NULL)
+        return SM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        (*out)[i] = value;
+    return SM_OK;
+}
+
 static int run_value(const clv_args *a, store_ctx *sc, const sm_summary_table *t, sm_error *err)
 {
     if (t->monetary == NULL)
@@ -565,22 +688,27 @@ static int run_value(const clv_args *a, store_ctx *sc, const sm_summary_table *t
                                "--model %s needs a monetary_value (or zbar) column",
                                model_names[a->model]);
     size_t n = t->n;
-    columns c = {0};
+    columns c = {NULL, NULL, NULL, NULL, NULL};
     c.clv = malloc(n * sizeof(double));
+    c.cost = sc->cost; /* NULL without --item-costs */
     double *per_month = malloc(n * sizeof(double));
+    double *acquisition = NULL, *retention_cost = NULL;
     int rc = SM_OK;
-    if (c.clv == NULL || per_month == NULL) {
+    if (c.clv == NULL || per_month == NULL ||
+        constant_array(a->model == MODEL_HISTORIC ? a->acquisition : 0.0, n, &acquisition) != SM_OK ||
+        constant_array(a->retention_cost, n, &retention_cost) != SM_OK) {
         rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for %zu customers", n);
         goto out;
     }
     const double units = sm_time_unit_per_month(a->unit);
     if (a->model == MODEL_HISTORIC) {
-        /* A store knows every purchase; a summary only the repeat ones. */
+        /* A store knows every purchase; a summary only the repeat ones.
+         * With item costs the kernel takes revenue - cost and ignores the
+         * margin (parse_args refuses an explicit --margin then). */
         for (size_t i = 0; i < n; i++)
             per_month[i] = t->revenue != NULL ? t->revenue[i] : t->monetary[i] * t->frequency[i];
-        rc = sm_clv_historic(c.clv, per_month, NULL, NULL, NULL, a->margin, n, err);
-        for (size_t i = 0; rc == SM_OK && i < n; i++)
-            c.clv[i] -= a->acquisition;
+        rc = sm_clv_historic(c.clv, per_month, c.cost, acquisition, retention_cost, a->margin, n,
+                             err);
     } else {
         for (size_t i = 0; i < n; i++)
             per_month[i] = a->margin * t->monetary[i] * t->frequency[i] / t->T[i] * units;
@@ -590,15 +718,19 @@ static int run_value(const clv_args *a, store_ctx *sc, const sm_summary_table *t
     }
     if (rc != SM_OK)
         goto out;
+    if (c.cost != NULL)
+        print_cost_notes(a, sc);
     if (a->out != NULL && (rc = write_results(a, t, &c, err)) != SM_OK)
         goto out;
-    double total = 0;
-    for (size_t i = 0; i < n; i++)
+    double total = 0, total_cost = 0;
+    for (size_t i = 0; i < n; i++) {
         total += c.clv[i];
+        total_cost += c.cost != NULL ? c.cost[i] : 0.0;
+    }
     uint64_t run_id = 0;
     if (sc->store != NULL && !a->no_store) {
         size_t len;
-        char *record = run_record(a, sc, NULL, total, n, &len);
+        char *record = run_record(a, sc, NULL, total, total_cost, n, &len);
         if (record == NULL) {
             rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory for the run record");
             goto out;
@@ -613,10 +745,17 @@ static int run_value(const clv_args *a, store_ctx *sc, const sm_summary_table *t
         sm_json_put_double(stdout, total);
         printf(", \"mean_clv\": ");
         sm_json_put_double(stdout, total / (double)n);
+        if (c.cost != NULL) {
+            printf(", \"cost_of_goods\": ");
+            sm_json_put_double(stdout, total_cost);
+        }
         printf("}\n");
     } else {
         printf("%s CLV of %zu customers: total %.6g, mean %.6g\n", model_names[a->model], n, total,
                total / (double)n);
+        if (c.cost != NULL)
+            printf("  cost of goods from %s: total %.6g over %llu priced rows\n", a->item_costs,
+                   total_cost, (unsigned long long)sc->cost_report.rows_costed);
     }
     if (run_id != 0)
         fprintf(a->json ? stderr : stdout, "stored as run %llu in %s\n",
@@ -624,6 +763,8 @@ static int run_value(const clv_args *a, store_ctx *sc, const sm_summary_table *t
 out:
     free(c.clv);
     free(per_month);
+    free(acquisition);
+    free(retention_cost);
     return rc;
 }
 
@@ -653,6 +794,13 @@ static int run_clv(int argc, char **argv)
     /* ids of a store summary point into the key table: free them first */
     sm_summary_table_free(&t);
     sm_key_table_free(&sc.keys);
+    free(sc.cost);
     sm_store_close(sc.store);
-    return rc == SM_OK ? SM_EXIT_OK : sm_cli_fail(&err);
+    if (rc == SM_OK)
+        return SM_EXIT_OK;
+    code = sm_cli_fail(&err);
+    if (sc.cost_missing)
+        fprintf(stderr, "segmint clv: give every item a unit cost, or count uncosted rows as 0 "
+                        "with --missing-cost zero\n");
+    return code;
 }
