@@ -121,6 +121,9 @@ check "--item-costs with --margin is a usage error" '[ $? -eq 2 ]'
   >/dev/null 2>"$tmp/err"
 check "--retention-cost with discounted is a usage error" \
   '[ $? -eq 2 ] && grep -q "no retention-cost term" "$tmp/err"'
+"$segmint" clv --summary "$tmp/s.csv" --acquisition-cost 5 >/dev/null 2>"$tmp/err"
+check "--acquisition-cost with bgnbd is a usage error" \
+  '[ $? -eq 2 ] && grep -q -- "--acquisition-cost applies to --model historic and discounted" "$tmp/err"'
 check "failed and --no-store runs store nothing" '"$segmint" info --store "$tmp/tiny" | grep -q "runs 1$"'
 
 if [ ! -r "$summary" ] || [ ! -r "$spend" ] || [ ! -r "$log" ] || [ ! -x "$py" ]; then

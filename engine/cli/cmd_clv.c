@@ -48,7 +48,7 @@ static const char usage[] =
     "  --discount R          monthly discount rate (default 0.01)\n"
     "  --margin M            profit share of revenue (default 1)\n"
     "  --retention R         monthly retention rate, required by --model discounted\n"
-    "  --acquisition-cost C  subtracted once per customer (discounted, historic; default 0)\n"
+    "  --acquisition-cost C  subtracted once per customer (discounted, historic only; default 0)\n"
     "  --retention-cost C    historic: retention spending per customer to date, subtracted\n"
     "                        (default 0; the discounted formula has no such term and\n"
     "                        refuses it; not the same as --retention, a rate)\n"
@@ -85,7 +85,7 @@ typedef struct clv_args {
     sm_time_unit unit;
     uint64_t horizon;
     double discount, margin, retention, acquisition, retention_cost;
-    bool has_retention, has_margin, has_retention_cost, json, force, quiet;
+    bool has_retention, has_margin, has_retention_cost, has_acquisition, json, force, quiet;
     const char *item_costs; /* --item-costs FILE, or NULL */
     bool missing_zero;      /* --missing-cost zero */
     int threads;
@@ -183,6 +183,7 @@ static int parse_args(int argc, char **argv, clv_args *a)
         case OPT_ACQ:
             if (!sm_cli_parse_double(cmd, "--acquisition-cost", optarg, 0.0, 1e15, &a->acquisition))
                 return SM_EXIT_USAGE;
+            a->has_acquisition = true;
             break;
         case OPT_RETENTION_COST:
             if (!sm_cli_parse_double(cmd, "--retention-cost", optarg, 0.0, 1e15, &a->retention_cost))
@@ -226,6 +227,10 @@ static int parse_args(int argc, char **argv, clv_args *a)
         return sm_cli_usage_error(cmd, "--retention-cost applies to --model historic only (the "
                                        "discounted CLV sum m r^t/(1+d)^t - AC has no retention-cost "
                                        "term)");
+    if (a->has_acquisition && a->model == MODEL_BGNBD)
+        return sm_cli_usage_error(cmd, "--acquisition-cost applies to --model historic and discounted "
+                                       "(the BG/NBD + Gamma-Gamma CLV is lifetimes' value of future "
+                                       "purchases, with no cost term)");
     if (a->item_costs != NULL && a->model != MODEL_HISTORIC)
         return sm_cli_usage_error(cmd, "--item-costs applies to --model historic only");
     if (a->item_costs != NULL && a->store == NULL)
