@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Digamma, the Gauss hypergeometric function 2F1 and BG/NBD's conditional
- * expectation (which no longer goes through 2F1: see the section at the
- * end). 2F1 past z = 1/2 is continued along the real axis by Taylor steps
- * of its ODE z(1-z)y'' + [c-(a+b+1)z]y' - ab y = 0 (the "Taylor series
- * method" of Pearson, Olver & Porter, "Numerical methods for the
+ * expectation. 2F1 past z = 1/2 is continued along the real axis by Taylor
+ * steps of its ODE z(1-z)y'' + [c-(a+b+1)z]y' - ab y = 0 (the "Taylor
+ * series method" of Pearson, Olver & Porter, "Numerical methods for the
  * computation of the confluent and Gauss hypergeometric functions", Numer.
  * Algorithms 74, 2017, sec. 4.2), which avoids the special cases of the
- * z -> 1-z connection formulas when c - a - b is an integer.
+ * z -> 1-z connection formulas when c - a - b is an integer. Its accuracy
+ * is checked rather than assumed: with large parameters the series and the
+ * Taylor steps cancel, and the answer is then NaN.
+ *
+ * The BG/NBD expectation does not go through that continuation any more:
+ * see the section at the end.
  */
 #include "kernels/clv_special.h"
 
@@ -21,6 +25,7 @@
 #define SERIES_MAX_TERMS 20000
 #define TAYLOR_MAX_TERMS 600
 #define TAYLOR_MAX_STEPS 400
+#define HYP_TOL 1e-11 /* 2F1: bound on the relative error, else NaN */
 
 double sm_lgamma(double x)
 {
@@ -53,30 +58,43 @@ double sm_digamma(double x)
 }
 
 /*
- * sum_{k >= k0} u_k with u_{k0} = u0 and u_{k+1} = u_k (A+k)(B+k) z / ((C+k)(k+1)),
- * and its derivative in z. Returns 0, or -1 if it did not converge.
+ * 2F1(A, B; C; z) = sum_k u_k, u_0 = 1, u_{k+1} = u_k (A+k)(B+k) z / ((C+k)(k+1)),
+ * and its derivative in z. Returns 0, or -1 if the series did not converge
+ * or its first-order rounding bound (6 roundings per recurrence step, the
+ * summation) exceeds HYP_TOL of the value or of the derivative: terms that
+ * cancel (A or B negative) can leave nothing but rounding.
  */
-static int power_series(double A, double B, double C, double z, int k0, double u0, double *value,
-                        double *deriv)
+static int power_series(double A, double B, double C, double z, double *value, double *deriv)
 {
-    double s = 0.0, ds = 0.0, u = u0;
+    const double u_r = DBL_EPSILON / 2.0;
+    double s = 0.0, ds = 0.0, u = 1.0;
+    double s_abs = 0.0, ks_abs = 0.0, kks_abs = 0.0; /* sum |u_k|, k |u_k|, k^2 |u_k| */
     int small = 0;
-    for (int k = k0; k < SERIES_MAX_TERMS; k++) {
+    for (int k = 0; k < SERIES_MAX_TERMS; k++) {
+        double kd = (double)k;
         s += u;
-        ds += (double)k * u; /* z * derivative, divided below */
-        double ratio = (A + k) * (B + k) / ((C + k) * (k + 1.0)) * z;
+        ds += kd * u; /* z * derivative, divided below */
+        s_abs += fabs(u);
+        ks_abs += kd * fabs(u);
+        kks_abs += kd * kd * fabs(u);
+        double ratio = (A + kd) * (B + kd) / ((C + kd) * (kd + 1.0)) * z;
         double next = u * ratio;
         if (!isfinite(next) || !isfinite(s))
             return -1;
         if (next == 0.0) {
             small = 2;
         } else if (fabs(next) <= SERIES_TOL * fabs(s) && fabs(ratio) < 1.0 &&
-                   fabs((double)(k + 1) * next) <= SERIES_TOL * fabs(ds)) {
+                   fabs((kd + 1.0) * next) <= SERIES_TOL * fabs(ds)) {
             small++;
         } else {
             small = 0;
         }
         if (small >= 2) {
+            double n = kd + 1.0;
+            double err = u_r * (6.0 * ks_abs + n * s_abs);
+            double derr = u_r * (6.0 * kks_abs + n * ks_abs);
+            if (!(err <= HYP_TOL * fabs(s)) || !(derr <= HYP_TOL * fabs(ds)))
+                return -1;
             *value = s;
             *deriv = z != 0.0 ? ds / z : 0.0;
             return 0;
@@ -87,13 +105,15 @@ static int power_series(double A, double B, double C, double z, int k0, double u
 }
 
 /*
- * Continues the solution of z(1-z)y'' + [C-(A+B+1)z]y' - AB y = R from
+ * Continues the solution of z(1-z)y'' + [C-(A+B+1)z]y' - AB y = 0 from
  * (z0, y, y') to z (z0 < z < 1) by Taylor steps of half the distance to the
- * singular point z = 1. Returns 0, or -1 on failure.
+ * singular point z = 1. Returns 0, or -1 on failure (including a step whose
+ * terms cancel beyond HYP_TOL / 10).
  */
-static int taylor_continue(double A, double B, double C, double R, double z0, double y, double dy,
-                           double z, double *out)
+static int taylor_continue(double A, double B, double C, double z0, double y, double dy, double z,
+                           double *out)
 {
+    const double u_r = DBL_EPSILON / 2.0;
     const double q1 = -(A + B + 1.0), ab = A * B;
     for (int step = 0; step < TAYLOR_MAX_STEPS; step++) {
         if (z0 >= z) {
@@ -108,21 +128,23 @@ static int taylor_continue(double A, double B, double C, double R, double z0, do
          * c_n grow like (1-z0)^-n near the singular point and would overflow;
          * the terms shrink like 2^-n. Three-term recurrence from the ODE:
          * t_{n+2} = -[(p1 n(n+1) + q0 (n+1)) h t_{n+1}
-         *             + (-n(n-1) + q1 n - ab) h^2 t_n - R h^2 [n=0]]
-         *           / (p0 (n+1)(n+2)). */
+         *             + (-n(n-1) + q1 n - ab) h^2 t_n] / (p0 (n+1)(n+2)). */
         const double hp0 = h / p0, h2p0 = h * hp0;
         double tm = y, tn = dy * h; /* t_0, t_1 */
         double val = tm + tn, dsum = tn; /* dsum = sum n t_n = h y'(z0+h) */
+        double t_abs = fabs(tm) + fabs(tn), nt_abs = fabs(tn); /* for the rounding bound */
         int small = 0;
         int n = 0;
         for (; n < TAYLOR_MAX_TERMS; n++) {
             double nn = (double)n;
             double num = (p1 * nn * (nn + 1.0) + q0 * (nn + 1.0)) * hp0 * tn +
-                         (-nn * (nn - 1.0) + q1 * nn - ab) * h2p0 * tm - (n == 0 ? R * h2p0 : 0.0);
+                         (-nn * (nn - 1.0) + q1 * nn - ab) * h2p0 * tm;
             double t2 = -num / ((nn + 1.0) * (nn + 2.0));
             double dterm = (nn + 2.0) * t2;
             val += t2;
             dsum += dterm;
+            t_abs += fabs(t2);
+            nt_abs += fabs(dterm);
             if (!isfinite(val) || !isfinite(dsum))
                 return -1;
             if (fabs(t2) <= SERIES_TOL * fabs(val) && fabs(dterm) <= SERIES_TOL * fabs(dsum))
@@ -136,6 +158,11 @@ static int taylor_continue(double A, double B, double C, double R, double z0, do
         }
         double der = dsum / h;
         if (n == TAYLOR_MAX_TERMS)
+            return -1;
+        /* terms that cancel (large parameters) leave only rounding */
+        double nn = n + 3.0;
+        if (!(nn * u_r * t_abs <= 0.1 * HYP_TOL * fabs(val)) ||
+            !(nn * u_r * nt_abs <= 0.1 * HYP_TOL * fabs(dsum)))
             return -1;
         y = val;
         dy = der;
@@ -158,7 +185,7 @@ double sm_hyp2f1(double a, double b, double c, double z)
     double value, deriv;
     if (nonpositive_integer(a) || nonpositive_integer(b)) {
         /* A polynomial: the series terminates, any z < 1 is fine. */
-        return power_series(a, b, c, z, 0, 1.0, &value, &deriv) == 0 ? value : NAN;
+        return power_series(a, b, c, z, &value, &deriv) == 0 ? value : NAN;
     }
     if (z == 1.0) {
         /* Gauss: Gamma(c) Gamma(c-a-b) / (Gamma(c-a) Gamma(c-b)), c-a-b > 0. */
@@ -176,14 +203,22 @@ double sm_hyp2f1(double a, double b, double c, double z)
         return pow(1.0 - z, -a) * f;
     }
     double z0 = z <= 0.5 ? z : 0.5;
-    if (power_series(a, b, c, z0, 0, 1.0, &value, &deriv) != 0)
+    if (power_series(a, b, c, z0, &value, &deriv) != 0)
         return NAN;
     if (z == z0)
         return value;
-    double out;
-    if (taylor_continue(a, b, c, 0.0, z0, value, deriv, z, &out) != 0)
+    /* The continuation has no cheap error bound (its recurrences can cancel
+     * for large parameters), so it runs twice, from z = 1/2 and from z = 2/5,
+     * each in steps of half the distance to z = 1: two different paths,
+     * equally accurate, that must agree. */
+    double half, other, v2, d2;
+    if (taylor_continue(a, b, c, z0, value, deriv, z, &half) != 0 ||
+        power_series(a, b, c, 0.4, &v2, &d2) != 0 ||
+        taylor_continue(a, b, c, 0.4, v2, d2, z, &other) != 0)
         return NAN;
-    return out;
+    if (!(fabs(half - other) <= HYP_TOL * fabs(half)))
+        return NAN;
+    return half;
 }
 
 /* --- BG/NBD: E[Y(t) | alive at T] ------------------------------------------ */

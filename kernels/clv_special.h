@@ -21,8 +21,11 @@ double sm_lgamma(double x);
  * |z| <= 1/2; Pfaff's transform z -> z/(z-1) for z < 0; for 1/2 < z < 1,
  * Taylor continuation of the hypergeometric ODE from z = 1/2 in steps of
  * half the distance to the singular point 1 (no special cases for integer
- * c - a - b). Accurate to ~1e-14 relative for moderate parameters (|a|, |b|,
- * |c| up to ~100); NaN when a series does not converge.
+ * c - a - b). The result is accurate to ~1e-11 relative or NaN: the series
+ * and each Taylor step carry a rounding-error bound, and the continuation is
+ * repeated from z = 2/5 and must agree. Moderate parameters (|a|, |b|, |c|
+ * up to ~100) typically give ~1e-14; large ones, where the terms cancel,
+ * often give NaN. Not used by the BG/NBD predictions (see below).
  */
 double sm_hyp2f1(double a, double b, double c, double z);
 

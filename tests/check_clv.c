@@ -164,6 +164,30 @@ START_TEST(hyp2f1_matches_mpmath)
 }
 END_TEST
 
+/* Large parameters make 2F1's series and Taylor steps cancel; the old
+ * continuation returned 586428.8, 44973.8, 3.7e24 and -305001.0 for these.
+ * The contract is now "accurate or NaN". References: mpmath.hyp2f1 at 50
+ * and 80 digits (agreeing to 1e-51). */
+START_TEST(hyp2f1_is_accurate_or_nan)
+{
+    static const double cases[][5] = {
+        {-117.1898979714292, 0.1449303596899107, 0.13172517206191442, 0.7346614902537015,
+         -0.04903576269963560910824},
+        {30.72944525992217, 0.7683037572023473, 96.046101827838, 0.7665174394097326,
+         1.243288448768474933864},
+        {0.2710574305797817, 85.76345777853793, 147.15693259831826, 0.9475502693318982,
+         1.244917150310059396584},
+        {50.15121091224706, 7.656874610758636, 163.02647600906425, 0.6610261563045171,
+         5.876461129093009935146},
+    };
+    for (size_t k = 0; k < SM_ARRAY_LEN(cases); k++) {
+        double got = sm_hyp2f1(cases[k][0], cases[k][1], cases[k][2], cases[k][3]);
+        ck_assert_msg(isnan(got) || fabs(got - cases[k][4]) <= 1e-11 * fabs(cases[k][4]),
+                      "case %zu: 2F1 = %.17g, want %.17g or NaN", k, got, cases[k][4]);
+    }
+}
+END_TEST
+
 START_TEST(digamma_matches_mpmath)
 {
     static const double cases[][2] = {
@@ -1389,6 +1413,7 @@ static Suite *clv_suite(void)
     Suite *s = suite_create("clv");
     TCase *special = tcase_create("special");
     tcase_add_test(special, hyp2f1_matches_mpmath);
+    tcase_add_test(special, hyp2f1_is_accurate_or_nan);
     tcase_add_test(special, digamma_matches_mpmath);
     tcase_add_test(special, bfgs_minimises_test_functions);
     suite_add_tcase(s, special);
