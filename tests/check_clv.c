@@ -164,6 +164,30 @@ START_TEST(hyp2f1_matches_mpmath)
 }
 END_TEST
 
+/* Large parameters make 2F1's series and Taylor steps cancel; the old
+ * continuation returned 586428.8, 44973.8, 3.7e24 and -305001.0 for these.
+ * The contract is now "accurate or NaN". References: mpmath.hyp2f1 at 50
+ * and 80 digits (agreeing to 1e-51). */
+START_TEST(hyp2f1_is_accurate_or_nan)
+{
+    static const double cases[][5] = {
+        {-117.1898979714292, 0.1449303596899107, 0.13172517206191442, 0.7346614902537015,
+         -0.04903576269963560910824},
+        {30.72944525992217, 0.7683037572023473, 96.046101827838, 0.7665174394097326,
+         1.243288448768474933864},
+        {0.2710574305797817, 85.76345777853793, 147.15693259831826, 0.9475502693318982,
+         1.244917150310059396584},
+        {50.15121091224706, 7.656874610758636, 163.02647600906425, 0.6610261563045171,
+         5.876461129093009935146},
+    };
+    for (size_t k = 0; k < SM_ARRAY_LEN(cases); k++) {
+        double got = sm_hyp2f1(cases[k][0], cases[k][1], cases[k][2], cases[k][3]);
+        ck_assert_msg(isnan(got) || fabs(got - cases[k][4]) <= 1e-11 * fabs(cases[k][4]),
+                      "case %zu: 2F1 = %.17g, want %.17g or NaN", k, got, cases[k][4]);
+    }
+}
+END_TEST
+
 START_TEST(digamma_matches_mpmath)
 {
     static const double cases[][2] = {
@@ -422,6 +446,129 @@ START_TEST(bgnbd_expectation_is_exact_at_a_equal_one)
     double above = sm_bgnbd_alive_expectation(0.5, 2.0, 1.0 + 1e-9, 3.0, 3, 10, 20);
     ASSERT_REL(below, 3.996285825983143338, 1e-8);
     ASSERT_REL(above, 3.996285825983143338, 1e-8);
+}
+END_TEST
+
+/*
+ * Parameters where the Euler-transformed series, continued past z = 1/2,
+ * used to fail silently (the audit): large a and b, a < 1 with a large b,
+ * t >> alpha + T, huge x, r >> a + b. Columns: r, alpha, a, b, x, T, t and
+ * E[Y(t) | alive at T] (x = 0, T = 0: E[X(t)]). Each reference was computed
+ * three ways that agree to at least 22 digits: (1) eq. 10 with
+ * mpmath.hyp2f1 at 50 and 90 digits; (2) the 2F1 series of eq. 10 after
+ * Euler's transform summed term by term in Python's decimal arithmetic at
+ * 150 digits (not for t = 10000: z = 0.99956 is too slow); (3)
+ * mpmath.quad (tanh-sinh) of the Euler integral
+ * E_p[(1 - (1 + p t/(alpha+T))^-(r+x)) / p], p ~ Beta(a, b+x), over
+ * y = logit p at 30 and 45 digits. All inputs are the exact doubles.
+ */
+static const double BG_HARD[][8] = {
+    {0.243, 4.414, 50, 125, 0, 0, 39, 0.9268607933824884877221},   /* the code gave -41585.9 */
+    {0.243, 4.414, 0.8, 300, 0, 0, 39, 2.116836374651101206949},   /* gave NaN */
+    {0.243, 4.414, 0.8, 100, 0, 0, 39, 2.062696848759231001849},   /* gave 2.0674 */
+    {2.24, 10.1, 100, 250, 0, 38.86, 100, 2.254371268168474235839}, /* gave 1.57e11 */
+    {2.24, 10.1, 100, 250, 0, 39, 100, 2.251404739966419524116},
+    {0.243, 4.414, 50, 125, 7, 35.14, 52, 3.274224375753884076164},
+    {0.243, 4.414, 200, 400, 3, 38, 39, 1.744300758219219769312},
+    {0.243, 4.414, 0.3, 1000, 0, 0, 39, 2.143526086049326754634},
+    {0.243, 4.414, 0.3, 1000, 5, 30, 39, 5.93543045184463178507},
+    {0.243, 4.414, 0.05, 50, 2, 38.86, 52, 2.69040595224612540878},
+    {0.243, 4.414, 0.793, 2.426, 0, 0, 10000, 15.06791331505517740858},
+    {0.243, 4.414, 0.793, 2.426, 4, 38, 5000, 44.18976649753047215022},
+    {0.243, 4.414, 50, 125, 0, 0, 2000, 2.457664180309391421956},
+    {0.243, 4.414, 0.793, 2.426, 1e6, 38.86, 39, 687188.3146236130792832},
+    {0.243, 4.414, 60, 150, 1e5, 38.86, 39, 1698.457627118644005813},
+    {30, 4.414, 1.5, 3, 2, 30, 39, 7.187082731003246679271},
+    {0.243, 4.414, 0.5, 0.2, 0, 0, 100, 1.098400601187593427806},
+};
+
+START_TEST(bgnbd_expectation_matches_references_for_hard_parameters)
+{
+    for (size_t k = 0; k < SM_ARRAY_LEN(BG_HARD); k++) {
+        const double *c = BG_HARD[k];
+        const double want = c[7], base = c[1] + c[5];
+        ASSERT_REL(sm_bgnbd_alive_expectation(c[0], c[1], c[2], c[3], c[4], c[5], c[6]), want,
+                   1e-12);
+        /* each method on its own: the quadrature always, the series
+         * whenever it does not decline */
+        ASSERT_REL(sm_bgnbd_alive_quadrature(c[0], c[2], c[3], c[4], base, c[6]), want, 1e-12);
+        double series = sm_bgnbd_alive_series(c[0], c[2], c[3], c[4], base, c[6]);
+        if (!isnan(series))
+            ASSERT_REL(series, want, 1e-12);
+    }
+}
+END_TEST
+
+/* The same through the public API: E[X(t)] for the new-customer rows, and
+ * E[Y(t) | x, t_x, T] = P(alive) E[Y(t) | alive] for customers, with
+ * P(alive) = 1 / (1 + a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)) and the
+ * product evaluated in mpmath at 50 digits (E[Y | alive] from BG_HARD). */
+START_TEST(bgnbd_public_predictions_for_hard_parameters)
+{
+    for (size_t k = 0; k < SM_ARRAY_LEN(BG_HARD); k++) {
+        const double *c = BG_HARD[k];
+        if (c[4] != 0.0 || c[5] != 0.0)
+            continue;
+        const sm_bgnbd_params p = {c[0], c[1], c[2], c[3]};
+        ASSERT_REL(sm_bgnbd_expected_transactions(&p, c[6]), c[7], 1e-12);
+    }
+    /* x = 0: P(alive) = 1, so eq. 10 is the alive expectation itself */
+    const sm_bgnbd_params audit = {2.24, 10.1, 100, 250};
+    ASSERT_REL(sm_bgnbd_conditional_expected(&audit, 100, 0, 0, 38.86), 2.254371268168474235839,
+               1e-12);
+    /* r, alpha, a, b, t, x, t_x, T, E[Y(t) | x, t_x, T] */
+    static const double cond[][9] = {
+        {0.243, 4.414, 50, 125, 52, 7, 29.43, 35.14, 1.501505413169184770753},
+        {0.243, 4.414, 60, 150, 39, 1e5, 38.85, 38.86, 0.000260281933822781310999},
+        {0.243, 4.414, 0.3, 1000, 39, 5, 12.5, 30, 5.862836200879350153243},
+    };
+    for (size_t k = 0; k < SM_ARRAY_LEN(cond); k++) {
+        const double *c = cond[k];
+        const sm_bgnbd_params p = {c[0], c[1], c[2], c[3]};
+        ASSERT_REL(sm_bgnbd_conditional_expected(&p, c[4], c[5], c[6], c[7]), c[8], 1e-12);
+    }
+}
+END_TEST
+
+/* Over a grid spanning the valid domain (a, b from 0.01 to 1e4, r from
+ * 0.01 to 100, x up to 1e6, t from 0.01 to 1e5) the expectation is
+ * finite and lies in the bracket that the Euler integral gives:
+ * m s g-bar(p-mean) <= E <= m s, where g(p)/(m s) is decreasing and convex
+ * (Jensen), m = r + x and s = t/(alpha+T); and the two methods agree
+ * wherever the series accepts. */
+START_TEST(bgnbd_expectation_is_bracketed_on_a_grid)
+{
+    static const double rs[] = {0.01, 0.243, 3, 100};
+    static const double abs_[] = {0.01, 0.3, 1, 1.0 + 1e-9, 7, 300, 1e4};
+    static const double xs[] = {0, 1, 30, 1e6};
+    static const double ts[] = {0.01, 5, 100, 1e5};
+    const double alpha = 4.0, T = 30.0;
+    int n = 0, agreed = 0;
+    for (size_t i = 0; i < SM_ARRAY_LEN(rs); i++)
+        for (size_t j = 0; j < SM_ARRAY_LEN(abs_); j++)
+            for (size_t k = 0; k < SM_ARRAY_LEN(abs_); k++)
+                for (size_t l = 0; l < SM_ARRAY_LEN(xs); l++)
+                    for (size_t o = 0; o < SM_ARRAY_LEN(ts); o++) {
+                        double r = rs[i], a = abs_[j], b = abs_[k], x = xs[l], t = ts[o];
+                        double E = sm_bgnbd_alive_expectation(r, alpha, a, b, x, T, t);
+                        double m = r + x, s = t / (alpha + T), w = a / (a + b + x) * s;
+                        double lower = -expm1(-m * log1p(w)) / (a / (a + b + x)), upper = m * s;
+                        ck_assert_msg(isfinite(E) && E >= lower * (1 - 1e-12) &&
+                                          E <= upper * (1 + 1e-12),
+                                      "r=%g a=%g b=%g x=%g t=%g: E=%.17g not in [%.17g, %.17g]", r,
+                                      a, b, x, t, E, lower, upper);
+                        double q = sm_bgnbd_alive_quadrature(r, a, b, x, alpha + T, t);
+                        double sr = sm_bgnbd_alive_series(r, a, b, x, alpha + T, t);
+                        ASSERT_REL(q, E, 1e-12);
+                        if (!isnan(sr)) {
+                            ASSERT_REL(sr, q, 2e-12);
+                            agreed++;
+                        }
+                        n++;
+                    }
+    /* both methods are exercised */
+    ck_assert_int_gt(agreed, n / 10);
+    ck_assert_int_lt(agreed, n);
 }
 END_TEST
 
@@ -1421,6 +1568,7 @@ static Suite *clv_suite(void)
     Suite *s = suite_create("clv");
     TCase *special = tcase_create("special");
     tcase_add_test(special, hyp2f1_matches_mpmath);
+    tcase_add_test(special, hyp2f1_is_accurate_or_nan);
     tcase_add_test(special, digamma_matches_mpmath);
     tcase_add_test(special, bfgs_minimises_test_functions);
     suite_add_tcase(s, special);
@@ -1432,6 +1580,9 @@ static Suite *clv_suite(void)
     tcase_add_test(core, gg_loglik_and_gradient_match_references);
     tcase_add_test(core, bgnbd_predictions_match_closed_forms);
     tcase_add_test(core, bgnbd_expectation_is_exact_at_a_equal_one);
+    tcase_add_test(core, bgnbd_expectation_matches_references_for_hard_parameters);
+    tcase_add_test(core, bgnbd_public_predictions_for_hard_parameters);
+    tcase_add_test(core, bgnbd_expectation_is_bracketed_on_a_grid);
     tcase_add_test(core, bgnbd_p_alive_limits);
     tcase_add_test(core, discounted_clv_matches_spreadsheet);
     tcase_add_test(core, historic_clv_nets_costs);
