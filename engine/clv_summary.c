@@ -144,12 +144,7 @@ int sm_summary_read(const char *path, sm_summary_table *out, sm_error *err)
     size_t n_fields = 0;
     bool header = true;
     sm_csv_record rec;
-    while ((rc = sm_csv_next(reader, &rec, err)) == 1) {
-        if (rec.problem != SM_CSV_OK) {
-            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, rec.problem_column, NULL, "%s",
-                                 sm_csv_problem_text(rec.problem));
-            goto fail;
-        }
+    while ((rc = sm_csv_next_wellformed(reader, &rec, err)) == 1) {
         if (header) {
             header = false;
             n_fields = rec.n_fields;
@@ -445,12 +440,7 @@ int sm_item_costs_read(const char *path, const sm_key_table *items, sm_item_cost
     int col[N_COST_COLS] = {-1, -1};
     bool header = true;
     sm_csv_record rec;
-    while ((rc = sm_csv_next(reader, &rec, err)) == 1) {
-        if (rec.problem != SM_CSV_OK) {
-            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, rec.problem_column, NULL, "%s",
-                                 sm_csv_problem_text(rec.problem));
-            goto out;
-        }
+    while ((rc = sm_csv_next_wellformed(reader, &rec, err)) == 1) {
         if (header) {
             header = false;
             n_fields = rec.n_fields;

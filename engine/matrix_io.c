@@ -131,12 +131,7 @@ static int read_csv(const char *path, sm_matrix *m, sm_error *err)
     float *rows = NULL;
     char **header = NULL;
     bool first = true;
-    while ((rc = sm_csv_next(reader, &rec, err)) == 1) {
-        if (rec.problem != SM_CSV_OK) {
-            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, rec.problem_column, NULL, "%s",
-                                 sm_csv_problem_text(rec.problem));
-            goto out;
-        }
+    while ((rc = sm_csv_next_wellformed(reader, &rec, err)) == 1) {
         if (first) {
             first = false;
             d = rec.n_fields;

@@ -53,12 +53,7 @@ int sm_rfm_segments_read(const char *path, sm_rfm_segment_file *out, sm_error *e
     size_t n = 0, cap = 0, n_fields = 0;
     sm_rfm_segment_rule *rules = NULL;
     sm_csv_record rec;
-    while ((rc = sm_csv_next(reader, &rec, err)) == 1) {
-        if (rec.problem != SM_CSV_OK) {
-            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, rec.problem_column, NULL, "%s",
-                                 sm_csv_problem_text(rec.problem));
-            goto fail;
-        }
+    while ((rc = sm_csv_next_wellformed(reader, &rec, err)) == 1) {
         if (rec.fields[0][0] == '#')
             continue; /* a comment line */
         if (header) {

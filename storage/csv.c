@@ -499,6 +499,15 @@ int sm_csv_next(sm_csv_reader *r, sm_csv_record *rec, sm_error *err)
     }
 }
 
+int sm_csv_next_wellformed(sm_csv_reader *r, sm_csv_record *rec, sm_error *err)
+{
+    int rc = sm_csv_next(r, rec, err);
+    if (rc == 1 && rec->problem != SM_CSV_OK)
+        return sm_error_set_at(err, SM_ERR_PARSE, sm_csv_name(r), rec->line, rec->problem_column, NULL,
+                               "%s", sm_csv_problem_text(rec->problem));
+    return rc;
+}
+
 /* --- UTF-8 ---------------------------------------------------------------------- */
 
 bool sm_utf8_valid(const char *text, size_t len, size_t *bad_offset)

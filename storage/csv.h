@@ -62,6 +62,11 @@ int sm_csv_seek(sm_csv_reader *reader, uint64_t offset, uint64_t line, sm_error 
  * input, or a negative status (I/O error, out of memory). */
 int sm_csv_next(sm_csv_reader *reader, sm_csv_record *record, sm_error *err);
 
+/* sm_csv_next for readers of small files that take no partial input
+ * (matrices, segment tables, cost lists): a malformed record is an
+ * SM_ERR_PARSE error at the reader's name, line and column. */
+int sm_csv_next_wellformed(sm_csv_reader *reader, sm_csv_record *record, sm_error *err);
+
 /* Name given at open (the path), bytes consumed so far, total size if known
  * (0 for pipes), and blank lines skipped. */
 const char *sm_csv_name(const sm_csv_reader *reader);
