@@ -272,6 +272,16 @@ out:
     return rc;
 }
 
+/* The centroid scorers' shared argument rules, after their shape checks. */
+static int check_threads_and_labels(int n_threads, const sm_cluster_id *labels, size_t n, size_t k,
+                                    sm_error *err)
+{
+    if (n_threads < 0)
+        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "n_threads",
+                               "n_threads=%d must be >= 0", n_threads);
+    return check_labels(labels, n, k, err);
+}
+
 int sm_centroid_distance_scores(double *scores, double *cluster_median, double *cluster_scale,
                                 const double *distances, size_t n, const sm_cluster_id *labels,
                                 size_t k, int n_threads, sm_error *err)
@@ -281,10 +291,7 @@ int sm_centroid_distance_scores(double *scores, double *cluster_median, double *
     if (n < 1 || k < 1)
         return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "k",
                                "need n >= 1, k >= 1 (n=%zu, k=%zu)", n, k);
-    if (n_threads < 0)
-        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "n_threads",
-                               "n_threads=%d must be >= 0", n_threads);
-    int rc = check_labels(labels, n, k, err);
+    int rc = check_threads_and_labels(n_threads, labels, n, k, err);
     if (rc != SM_OK)
         return rc;
     for (size_t i = 0; i < n; i++)
@@ -307,10 +314,7 @@ int sm_centroid_outliers(double *scores, double *cluster_median, double *cluster
         return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "k",
                                "need n >= 1, d >= 1, ld >= d, k >= 1 (n=%zu, d=%zu, ld=%zu, k=%zu)",
                                n, d, ld, k);
-    if (n_threads < 0)
-        return sm_error_set_at(err, SM_ERR_INVALID_ARG, NULL, 0, 0, "n_threads",
-                               "n_threads=%d must be >= 0", n_threads);
-    int rc = check_labels(labels, n, k, err);
+    int rc = check_threads_and_labels(n_threads, labels, n, k, err);
     if (rc != SM_OK)
         return rc;
     const int threads = thread_count(n_threads);
