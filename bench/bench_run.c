@@ -68,7 +68,8 @@ int main(void)
     bench_remove_tree(store);
     unlink(csv);
 
-    char *gen[] = {SEGMINT_CLI_PATH, "gen", "--customers", count, "--seed", "2026", "--out", csv, "--quiet", NULL};
+    /* --force: the truth and rules files next to the log survive from the last run */
+    char *gen[] = {SEGMINT_CLI_PATH, "gen", "--customers", count, "--seed", "2026", "--out", csv, "--force", "--quiet", NULL};
     char *import[] = {SEGMINT_CLI_PATH, "import", "--store", store, csv, NULL};
     char *run[] = {SEGMINT_CLI_PATH, "run", "--store", store, "--out", out, "--force", "--json", NULL};
     long rss;
