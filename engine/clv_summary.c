@@ -172,12 +172,8 @@ int sm_summary_read(const char *path, sm_summary_table *out, sm_error *err)
                 }
             continue;
         }
-        if (rec.n_fields != n_fields) {
-            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, 0, NULL,
-                                 "expected %zu fields (as in the header), found %zu", n_fields,
-                                 rec.n_fields);
+        if ((rc = sm_csv_check_width(reader, &rec, n_fields, err)) != SM_OK)
             goto fail;
-        }
         if (ensure_rows(&t, &g, col[COL_ID] >= 0, col[COL_MONETARY] >= 0) != SM_OK) {
             rc = sm_error_set(err, SM_ERR_NOMEM, "out of memory reading %s (%zu rows)", path, g.n);
             goto fail;
@@ -469,12 +465,8 @@ int sm_item_costs_read(const char *path, const sm_key_table *items, sm_item_cost
                 }
             continue;
         }
-        if (rec.n_fields != n_fields) {
-            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, 0, NULL,
-                                 "expected %zu fields (as in the header), found %zu", n_fields,
-                                 rec.n_fields);
+        if ((rc = sm_csv_check_width(reader, &rec, n_fields, err)) != SM_OK)
             goto out;
-        }
         const char *key = rec.fields[col[CC_ITEM]];
         size_t key_len = rec.lengths[col[CC_ITEM]];
         const uint32_t item_col = (uint32_t)col[CC_ITEM] + 1, cost_col = (uint32_t)col[CC_COST] + 1;

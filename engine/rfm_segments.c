@@ -82,12 +82,8 @@ int sm_rfm_segments_read(const char *path, sm_rfm_segment_file *out, sm_error *e
                 }
             continue;
         }
-        if (rec.n_fields != n_fields) {
-            rc = sm_error_set_at(err, SM_ERR_PARSE, path, rec.line, 0, NULL,
-                                 "expected %zu fields (as in the header), found %zu", n_fields,
-                                 rec.n_fields);
+        if ((rc = sm_csv_check_width(reader, &rec, n_fields, err)) != SM_OK)
             goto fail;
-        }
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
             sm_rfm_segment_rule *bigger = sm_realloc_array(rules, cap, sizeof *rules);

@@ -499,6 +499,14 @@ int sm_csv_next(sm_csv_reader *r, sm_csv_record *rec, sm_error *err)
     }
 }
 
+int sm_csv_check_width(const sm_csv_reader *r, const sm_csv_record *rec, size_t n_fields, sm_error *err)
+{
+    if (rec->n_fields == n_fields)
+        return SM_OK;
+    return sm_error_set_at(err, SM_ERR_PARSE, sm_csv_name(r), rec->line, 0, NULL,
+                           "expected %zu fields (as in the header), found %zu", n_fields, rec->n_fields);
+}
+
 int sm_csv_next_wellformed(sm_csv_reader *r, sm_csv_record *rec, sm_error *err)
 {
     int rc = sm_csv_next(r, rec, err);

@@ -67,6 +67,11 @@ int sm_csv_next(sm_csv_reader *reader, sm_csv_record *record, sm_error *err);
  * SM_ERR_PARSE error at the reader's name, line and column. */
 int sm_csv_next_wellformed(sm_csv_reader *reader, sm_csv_record *record, sm_error *err);
 
+/* SM_OK when `record` has the header's `n_fields` fields, else an
+ * SM_ERR_PARSE error at the reader's name and the record's line. */
+int sm_csv_check_width(const sm_csv_reader *reader, const sm_csv_record *record, size_t n_fields,
+                       sm_error *err);
+
 /* Name given at open (the path), bytes consumed so far, total size if known
  * (0 for pipes), and blank lines skipped. */
 const char *sm_csv_name(const sm_csv_reader *reader);
