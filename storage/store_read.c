@@ -317,6 +317,30 @@ static int split_key_value(sm_store *store, sm_key_kind kind, const MDB_val *v, 
  * 255-byte customer key and a 20-character time. */
 #define BASKET_KEY_RECORD_MAX (SM_STORE_KEY_MAX + 22u)
 
+/* Appends `len` bytes and a NUL to the growing key text (doubling it as
+ * needed) and gives their offset: the key tables point into one block. */
+static int append_text(char **text, size_t *cap, size_t *used, const void *bytes, size_t len, size_t *offset,
+                       sm_error *err)
+{
+    size_t need = *used + len + 1;
+    if (need > *cap) {
+        size_t grown = *cap;
+        while (grown < need)
+            grown *= 2;
+        char *bigger = sm_realloc_array(*text, grown, 1);
+        if (bigger == NULL)
+            return sm_error_set(err, SM_ERR_NOMEM, "out of memory loading keys");
+        *text = bigger;
+        *cap = grown;
+    }
+    *offset = *used;
+    if (len > 0)
+        memcpy(*text + *used, bytes, len);
+    *used += len;
+    (*text)[(*used)++] = '\0';
+    return SM_OK;
+}
+
 /* Basket keys by id from basket_keys (key -> id; there is no id -> key
  * sub-database), in one cursor pass. Ids without an external key point at
  * the "" at text[0]. */
@@ -370,23 +394,9 @@ static int load_basket_keys(sm_store *store, sm_key_table *out, sm_error *err)
             status = store_corrupt(store, err, "basket_keys holds an invalid key for basket %" PRIu32, id);
             break;
         }
-        if (key[0] != 0x1F) { /* 0x1F: synthesised from (customer, time), not an external key */
-            size_t need = used + k.mv_size + 1;
-            if (need > cap) {
-                while (cap < need)
-                    cap *= 2;
-                char *bigger = sm_realloc_array(text, cap, 1);
-                if (bigger == NULL) {
-                    status = sm_error_set(err, SM_ERR_NOMEM, "out of memory loading basket keys");
-                    break;
-                }
-                text = bigger;
-            }
-            key_off[id] = used;
-            memcpy(text + used, key, k.mv_size);
-            used += k.mv_size;
-            text[used++] = '\0';
-        }
+        /* 0x1F: synthesised from (customer, time), not an external key */
+        if (key[0] != 0x1F && (status = append_text(&text, &cap, &used, key, k.mv_size, &key_off[id], err)) != SM_OK)
+            break;
         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
     }
     if (status == SM_OK && rc != MDB_NOTFOUND)
@@ -457,26 +467,9 @@ int sm_store_load_keys(sm_store *store, sm_key_kind kind, sm_key_table *out, sm_
         status = split_key_value(store, kind, &v, &key, &key_len, &desc, &desc_len, err);
         if (status != SM_OK)
             break;
-        size_t need = used + key_len + desc_len + 2;
-        if (need > cap) {
-            while (cap < need)
-                cap *= 2;
-            char *bigger = sm_realloc_array(text, cap, 1);
-            if (bigger == NULL) {
-                status = sm_error_set(err, SM_ERR_NOMEM, "out of memory loading keys");
-                break;
-            }
-            text = bigger;
-        }
-        key_off[seen] = used;
-        memcpy(text + used, key, key_len);
-        used += key_len;
-        text[used++] = '\0';
-        desc_off[seen] = used;
-        if (desc_len)
-            memcpy(text + used, desc, desc_len);
-        used += desc_len;
-        text[used++] = '\0';
+        if ((status = append_text(&text, &cap, &used, key, key_len, &key_off[seen], err)) != SM_OK ||
+            (status = append_text(&text, &cap, &used, desc, desc_len, &desc_off[seen], err)) != SM_OK)
+            break;
         seen++;
         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
     }
