@@ -6,11 +6,13 @@
  */
 #include "kernels/core.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 const char *sm_strerror(int code)
 {
@@ -144,11 +146,35 @@ static bool injected_failure(void)
     return attempt == nth || (attempt > nth && atomic_load(&alloc_fail_persistent));
 }
 
+/* Blocks of 4 MiB and more ask for transparent huge pages. On virtual
+ * machines the first touch of each 4 KiB page traps to the hypervisor: on the
+ * development VM (THP in "madvise" mode) filling 256 MiB faults for 0.8 s in
+ * 4 KiB pages and 0.02-0.2 s in 2 MiB ones, and an import of 1M rows touched
+ * 60,000 fresh pages. Only the 2 MiB-aligned interior can be huge. Where THP
+ * is off or unknown the advice is ignored, so its result is too. */
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+#define HUGE_ADVICE_MIN ((size_t)4 << 20)
+
+static void *advise_huge(void *p, size_t bytes)
+{
+#ifdef MADV_HUGEPAGE
+    if (p != NULL && bytes >= HUGE_ADVICE_MIN) {
+        uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        uintptr_t end = ((uintptr_t)p + bytes) & ~(HUGE_PAGE - 1);
+        if (end > start)
+            (void)madvise((void *)start, end - start, MADV_HUGEPAGE);
+    }
+#else
+    (void)bytes;
+#endif
+    return p;
+}
+
 void *sm_malloc(size_t size)
 {
     if (injected_failure())
         return NULL;
-    return malloc(size == 0 ? 1 : size);
+    return advise_huge(malloc(size == 0 ? 1 : size), size);
 }
 
 void *sm_calloc(size_t n, size_t size)
@@ -156,7 +182,7 @@ void *sm_calloc(size_t n, size_t size)
     size_t total;
     if (!sm_mul_size(n, size, &total) || injected_failure())
         return NULL;
-    return calloc(total == 0 ? 1 : n, total == 0 ? 1 : size);
+    return advise_huge(calloc(total == 0 ? 1 : n, total == 0 ? 1 : size), total);
 }
 
 void *sm_alloc_array(size_t n, size_t size)
@@ -172,7 +198,21 @@ void *sm_realloc_array(void *p, size_t n, size_t size)
     size_t total;
     if (!sm_mul_size(n, size, &total) || injected_failure())
         return NULL;
-    return realloc(p, total == 0 ? 1 : total);
+    if (total < HUGE_ADVICE_MIN)
+        return realloc(p, total == 0 ? 1 : total);
+    if (p == NULL)
+        return advise_huge(malloc(total), total);
+    /* realloc would copy into, or extend onto, pages it touches before the
+     * advice could reach them; so large blocks move by hand. */
+    size_t old = malloc_usable_size(p);
+    if (old >= total)
+        return realloc(p, total);
+    void *q = advise_huge(malloc(total), total);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old);
+    free(p);
+    return q;
 }
 
 void *sm_aligned_alloc(size_t n, size_t size)
@@ -185,7 +225,7 @@ void *sm_aligned_alloc(size_t n, size_t size)
     if (!sm_add_size(total, 63, &rounded))
         return NULL;
     rounded &= ~(size_t)63;
-    return aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    return advise_huge(aligned_alloc(64, rounded == 0 ? 64 : rounded), rounded);
 }
 
 char *sm_strdup(const char *s)
