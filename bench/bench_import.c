@@ -41,7 +41,7 @@ static void run_import(void *ctx)
     bench_remove_tree(c->store);
     sm_error err;
     sm_store *store;
-    if (sm_store_open(c->store, SM_STORE_CREATE, &store, &err) != SM_OK)
+    if (sm_store_open(c->store, SM_STORE_CREATE | SM_STORE_BULK, &store, &err) != SM_OK)
         die("open", &err);
     sm_import_options options;
     sm_import_options_init(&options);

@@ -29,6 +29,9 @@ const char *const sm_store_db_names[DB_COUNT] = {
 
 enum { STORE_MAX_DBS = 16, STORE_MAX_READERS = 1024 };
 #define STORE_DEFAULT_MAP (UINT64_C(64) << 20)
+/* A bulk open allocates the whole map on disk, and the import sizes it
+ * for its data anyway: a new store starts small. */
+#define STORE_BULK_INITIAL_MAP (UINT64_C(1) << 20)
 
 /* --- one open handle per data file per process --------------------------------------- */
 
@@ -204,6 +207,33 @@ void store_read_end(sm_store *store, MDB_txn *txn)
     pthread_rwlock_unlock(&store->resize_lock);
 }
 
+/* With MDB_WRITEMAP, LMDB extends data.mdb to the map size as a sparse file
+ * and writes new pages through the map, so a full disk would strike as
+ * SIGBUS on a page fault in the middle of a transaction. Allocating the file
+ * up to the map size before the map grows (LMDB would leave its handle
+ * unusable if it failed to extend the file itself) and before each write
+ * transaction (another process may have grown the map) turns that into an
+ * error with nothing written. */
+static int reserve_file(sm_store *store, uint64_t size, sm_error *err)
+{
+    if (size <= store->file_reserved)
+        return SM_OK;
+    int fd;
+    int rc = mdb_env_get_fd(store->env, &fd);
+    if (rc != 0)
+        return store_fail(store, err, rc, "reserving room for the map");
+    rc = posix_fallocate(fd, 0, (off_t)size);
+    if (rc != 0) {
+        sm_error_set_at(err, SM_ERR_IO, store->data_path, 0, 0, NULL,
+                        "cannot allocate %" PRIu64 " bytes for the store's map: %s; the store is unchanged", size,
+                        strerror(rc));
+        sm_error_set_cause(err, rc);
+        return SM_ERR_IO;
+    }
+    store->file_reserved = size;
+    return SM_OK;
+}
+
 int store_write_begin(sm_store *store, MDB_txn **txn, sm_error *err)
 {
     if (store->read_only) {
@@ -218,7 +248,12 @@ int store_write_begin(sm_store *store, MDB_txn **txn, sm_error *err)
         return sm_error_set_at(err, SM_ERR_INVALID_STATE, store->path, 0, 0, NULL,
                                "a read snapshot is pinned on this handle; end it before writing");
     }
-    return begin(store, 0, txn, err);
+    int status = begin(store, 0, txn, err);
+    if (status == SM_OK && store->write_map && (status = reserve_file(store, store_map_size(store), err)) != SM_OK) {
+        store_write_abort(store, *txn);
+        *txn = NULL;
+    }
+    return status;
 }
 
 int sm_store_snapshot_begin(sm_store *store, sm_error *err)
@@ -284,8 +319,18 @@ static int set_map(sm_store *store, uint64_t size, bool shrink, sm_error *err)
     uint64_t used = store_used_bytes(store);
     if (size < used)
         size = used;
-    if (size > store_map_size(store) || (shrink && size != store_map_size(store)))
+    if (size > store_map_size(store) || (shrink && size != store_map_size(store))) {
+        if (store->write_map && size > store_map_size(store)) {
+            int status = reserve_file(store, size, err);
+            if (status != SM_OK) {
+                pthread_rwlock_unlock(&store->resize_lock);
+                return status;
+            }
+        }
         rc = mdb_env_set_mapsize(store->env, (size_t)size);
+        if (rc == 0 && store->write_map)
+            store->file_reserved = SM_MIN(store->file_reserved, size); /* a smaller map truncates the file */
+    }
     pthread_rwlock_unlock(&store->resize_lock);
     if (rc != 0)
         return store_fail(store, err, rc, "resizing the map");
@@ -653,6 +698,7 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
     store->path = canonical;
     store->data_path = join_path(canonical, "data.mdb");
     store->read_only = read_only;
+    store->write_map = !read_only && (flags & SM_STORE_BULK) == SM_STORE_BULK;
     if (store->data_path == NULL) {
         sm_store_close(store);
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory opening %s", dir);
@@ -705,13 +751,13 @@ int sm_store_open(const char *dir, unsigned flags, sm_store **out, sm_error *err
     if (rc == 0)
         rc = mdb_env_set_maxreaders(store->env, STORE_MAX_READERS);
     if (rc == 0 && !data_exists)
-        rc = mdb_env_set_mapsize(store->env, (size_t)STORE_DEFAULT_MAP);
+        rc = mdb_env_set_mapsize(store->env, (size_t)(store->write_map ? STORE_BULK_INITIAL_MAP : STORE_DEFAULT_MAP));
     if (rc != 0) {
         status = store_fail(store, err, rc, "creating the environment");
         sm_store_close(store);
         return status;
     }
-    unsigned env_flags = MDB_NOTLS | (read_only ? MDB_RDONLY : 0);
+    unsigned env_flags = MDB_NOTLS | (read_only ? MDB_RDONLY : 0) | (store->write_map ? MDB_WRITEMAP : 0);
     rc = mdb_env_open(store->env, canonical, env_flags, 0644);
     if (rc != 0 && read_only && (rc == EACCES || rc == EROFS)) {
         /* A read-only directory cannot hold lock.mdb; with no writer

@@ -42,6 +42,8 @@ struct sm_store {
     char *data_path;       /* path/data.mdb, for messages */
     bool read_only;
     bool no_lock;          /* read-only store in a directory we cannot write: MDB_NOLOCK */
+    bool write_map;        /* SM_STORE_BULK: MDB_WRITEMAP */
+    uint64_t file_reserved; /* write_map: data.mdb is allocated up to here */
     MDB_dbi dbi[DB_COUNT];
     /* Read and write calls hold it shared while they have a transaction
      * open; changing the map size (which LMDB allows only with no

@@ -700,10 +700,55 @@ START_TEST(thread_count_does_not_change_the_store)
 }
 END_TEST
 
+/* SM_STORE_BULK writes through a writable map: the same store as a plain
+ * open, in a file allocated up to the map (so a full disk cannot strike
+ * mid-write), which a later plain open and a second bulk import accept. */
+START_TEST(bulk_import_equals_plain_and_allocates_its_map)
+{
+    char plain_dir[1024], bulk_dir[1024], path[1200], data[1200];
+    sm_store *plain = scratch_store(plain_dir, sizeof plain_dir, "plain");
+    sm_store *bulk = scratch_store_with(bulk_dir, sizeof bulk_dir, "bulk", SM_STORE_BULK);
+    snprintf(path, sizeof path, "%s/log.csv", plain_dir);
+    generate_log(path, 30000, sm_test_seed(11));
+    sm_import_options o;
+    opts(&o, SM_FORMAT_CSV);
+    sm_import_result r;
+    sm_error err;
+    ck_assert_int_eq(import_one(plain, path, &o, NULL, NULL, &err), SM_OK);
+    ck_assert_int_eq(import_one(bulk, path, &o, &r, NULL, &err), SM_OK);
+    ck_assert_uint_eq(r.rows_stored, 30000);
+    assert_same_content(plain, bulk);
+    snprintf(data, sizeof data, "%s/data.mdb", bulk_dir);
+    struct stat st;
+    ck_assert_int_eq(stat(data, &st), 0);
+    ck_assert_uint_ge((uint64_t)st.st_size, r.map_size);
+    ck_assert_uint_ge((uint64_t)st.st_blocks * 512, r.map_size);
+    sm_store_close(bulk);
+    /* a plain reader, then a second bulk import on top */
+    ck_assert_int_eq(sm_store_open(bulk_dir, SM_STORE_READ_ONLY, &bulk, &err), SM_OK);
+    assert_same_content(plain, bulk);
+    sm_store_close(bulk);
+    snprintf(path, sizeof path, "%s/more.csv", plain_dir);
+    generate_log(path, 5000, sm_test_seed(12));
+    ck_assert_int_eq(sm_store_open(bulk_dir, SM_STORE_BULK, &bulk, &err), SM_OK);
+    ck_assert_int_eq(import_one(plain, path, &o, NULL, NULL, &err), SM_OK);
+    ck_assert_int_eq(import_one(bulk, path, &o, NULL, NULL, &err), SM_OK);
+    assert_same_content(plain, bulk);
+    sm_store_close(bulk);
+    sm_store_close(plain);
+    sm_test_rmtree(plain_dir);
+    sm_test_rmtree(bulk_dir);
+}
+END_TEST
+
+/* The fault tests run once for each way an importing store is opened: the
+ * loop index picks the flags. */
+static const unsigned import_modes[] = {SM_STORE_READ_WRITE, SM_STORE_BULK};
+
 START_TEST(tiny_map_grows_and_replays)
 {
     char dir[1024], dir2[1024], path[1200];
-    sm_store *a = scratch_store(dir, sizeof dir, "tiny");
+    sm_store *a = scratch_store_with(dir, sizeof dir, "tiny", import_modes[_i]);
     sm_store *b = scratch_store(dir2, sizeof dir2, "roomy");
     snprintf(path, sizeof path, "%s/log.csv", dir);
     generate_log(path, 20000, sm_test_seed(5));
@@ -731,7 +776,7 @@ END_TEST
 START_TEST(map_cap_names_the_input_reached_and_changes_nothing)
 {
     char dir[1024], path[1200];
-    sm_store *s = scratch_store(dir, sizeof dir, "cap");
+    sm_store *s = scratch_store_with(dir, sizeof dir, "cap", import_modes[_i]);
     snprintf(path, sizeof path, "%s/log.csv", dir);
     generate_log(path, 20000, sm_test_seed(5));
     sm_import_options o;
@@ -790,7 +835,7 @@ START_TEST(killed_import_leaves_the_store_as_it_was)
     sm_error err;
     ck_assert_int_eq(import_one(ref, base, &o, NULL, NULL, &err), SM_OK);
     sm_store *s;
-    ck_assert_int_eq(sm_store_open(dir, SM_STORE_CREATE, &s, &err), SM_OK);
+    ck_assert_int_eq(sm_store_open(dir, SM_STORE_CREATE | import_modes[_i], &s, &err), SM_OK);
     ck_assert_int_eq(import_one(s, base, &o, NULL, NULL, &err), SM_OK);
     sm_store_close(s);
     static const killer points[] = {{"parse", 2, 0}, {"sort", 0, 0}, {"write", 0, 0}, {"write", 1, 0},
@@ -801,7 +846,7 @@ START_TEST(killed_import_leaves_the_store_as_it_was)
         if (pid == 0) {
             killer k = points[p];
             sm_store *c;
-            if (sm_store_open(dir, SM_STORE_READ_WRITE, &c, NULL) != SM_OK)
+            if (sm_store_open(dir, import_modes[_i], &c, NULL) != SM_OK)
                 _exit(3);
             sm_import_options co;
             opts(&co, SM_FORMAT_CSV);
@@ -841,7 +886,7 @@ END_TEST
 START_TEST(disk_full_at_commit_is_a_clean_error)
 {
     char dir[1024], path[1200];
-    sm_store *s = scratch_store(dir, sizeof dir, "full");
+    sm_store *s = scratch_store_with(dir, sizeof dir, "full", import_modes[_i]);
     snprintf(path, sizeof path, "%s/../full-log-%d.csv", dir, (int)getpid());
     generate_log(path, 50000, 9);
     sm_store_close(s);
@@ -853,7 +898,7 @@ START_TEST(disk_full_at_commit_is_a_clean_error)
         setrlimit(RLIMIT_FSIZE, &lim);
         sm_store *c;
         sm_error e;
-        if (sm_store_open(dir, SM_STORE_READ_WRITE, &c, &e) != SM_OK)
+        if (sm_store_open(dir, import_modes[_i], &c, &e) != SM_OK)
             _exit(3);
         sm_import_options o;
         opts(&o, SM_FORMAT_CSV);
@@ -1106,6 +1151,7 @@ int main(void)
     tcase_add_test(core, fimi_and_basket_csv_make_baskets_without_customers);
     tcase_add_test(core, appends_reuse_ids_merge_baskets_and_refuse_duplicates);
     tcase_add_test(core, money_scale_of_a_new_store);
+    tcase_add_test(core, bulk_import_equals_plain_and_allocates_its_map);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, bad_rows_are_rejected_with_location_and_reason);
@@ -1116,10 +1162,10 @@ int main(void)
     TCase *faults = tcase_create("faults");
     tcase_add_test(faults, external_sort_equals_in_memory_sort);
     tcase_add_test(faults, thread_count_does_not_change_the_store);
-    tcase_add_test(faults, tiny_map_grows_and_replays);
-    tcase_add_test(faults, map_cap_names_the_input_reached_and_changes_nothing);
-    tcase_add_test(faults, killed_import_leaves_the_store_as_it_was);
-    tcase_add_test(faults, disk_full_at_commit_is_a_clean_error);
+    tcase_add_loop_test(faults, tiny_map_grows_and_replays, 0, (int)SM_ARRAY_LEN(import_modes));
+    tcase_add_loop_test(faults, map_cap_names_the_input_reached_and_changes_nothing, 0, (int)SM_ARRAY_LEN(import_modes));
+    tcase_add_loop_test(faults, killed_import_leaves_the_store_as_it_was, 0, (int)SM_ARRAY_LEN(import_modes));
+    tcase_add_loop_test(faults, disk_full_at_commit_is_a_clean_error, 0, (int)SM_ARRAY_LEN(import_modes));
     tcase_add_test(faults, oom_loop_over_an_import);
     suite_add_tcase(s, faults);
     TCase *real = tcase_create("real");

@@ -29,15 +29,21 @@ static inline void rejects_collect(void *user, const sm_error *e)
     r->n++;
 }
 
-/* Opens (creating) a store in a fresh scratch directory. */
-static inline sm_store *scratch_store(char *dir, size_t cap, const char *tag)
+/* Opens (creating) a store in a fresh scratch directory with `flags` (|
+ * SM_STORE_CREATE). */
+static inline sm_store *scratch_store_with(char *dir, size_t cap, const char *tag, unsigned flags)
 {
     sm_test_tmpdir(dir, cap, tag);
     sm_store *s = NULL;
     sm_error err;
-    int rc = sm_store_open(dir, SM_STORE_CREATE, &s, &err);
+    int rc = sm_store_open(dir, flags | SM_STORE_CREATE, &s, &err);
     ck_assert_msg(rc == SM_OK, "open %s: %s", dir, err.msg);
     return s;
+}
+
+static inline sm_store *scratch_store(char *dir, size_t cap, const char *tag)
+{
+    return scratch_store_with(dir, cap, tag, SM_STORE_CREATE);
 }
 
 /* Writes `text` to dir/name; the path goes to `path`. */

@@ -242,7 +242,7 @@ static int run(int argc, char **argv)
     sm_store *store;
     struct stat before;
     bool created = stat(store_dir, &before) != 0; /* a failed first import leaves no store behind */
-    if (sm_store_open(store_dir, SM_STORE_CREATE, &store, &err) != SM_OK) {
+    if (sm_store_open(store_dir, SM_STORE_CREATE | SM_STORE_BULK, &store, &err) != SM_OK) {
         exit_code = sm_cli_fail(&err);
         goto out;
     }

@@ -73,8 +73,13 @@ enum {
     SM_STORE_READ_ONLY = 0,       /**< MDB_RDONLY; an untrusted store is checked, never trusted */
     SM_STORE_READ_WRITE = 1u << 0,
     SM_STORE_CREATE = (1u << 1) | (1u << 0), /**< create the directory and an empty store if absent */
-    SM_STORE_VERIFY = 1u << 2     /**< also walk every page of data.mdb before LMDB maps it (reads the whole
+    SM_STORE_VERIFY = 1u << 2,    /**< also walk every page of data.mdb before LMDB maps it (reads the whole
                                        file; use it for stores from elsewhere: LMDB trusts page contents) */
+    SM_STORE_BULK = (1u << 3) | (1u << 0) /**< read-write, for imports: LMDB writes pages in place through a
+                                       writable map (MDB_WRITEMAP) instead of allocating and copying them,
+                                       and data.mdb is kept allocated up to the map size, so a full disk is
+                                       an error before a write, never SIGBUS during one. Combine with
+                                       SM_STORE_CREATE as needed */
 };
 
 typedef struct sm_store sm_store;
@@ -93,6 +98,7 @@ typedef struct sm_store sm_store;
  *
  * @param[in]  dir   store directory (created with mode 0755 under SM_STORE_CREATE)
  * @param[in]  flags SM_STORE_READ_ONLY, SM_STORE_READ_WRITE or SM_STORE_CREATE, optionally | SM_STORE_VERIFY
+ *                   or | SM_STORE_BULK
  * @param[out] out   the handle; NULL on failure (nothing to clean up)
  * @return SM_OK; SM_ERR_NOT_FOUND (no store there and no CREATE); SM_ERR_IO
  *         (path unusable; cause = errno); SM_ERR_SCHEMA (not a segmint store,
