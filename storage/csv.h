@@ -20,6 +20,7 @@
 typedef struct sm_csv_options {
     char delimiter;          /* field separator, default ','; '\t' for TSV */
     size_t max_record_bytes; /* longer records are flagged SM_CSV_TOO_LONG and skipped; default 1 MiB */
+    bool general_scanner;    /* tests: skip the fast path for plain lines (the result is the same) */
 } sm_csv_options;
 
 /* Fills the defaults above. */
@@ -41,6 +42,7 @@ typedef struct sm_csv_record {
     uint64_t end_offset;   /* byte offset just past the record (and its line end) */
     sm_csv_problem problem; /* SM_CSV_OK, or why the record is malformed (fields then unreliable) */
     uint32_t problem_column; /* 1-based field where the problem was seen */
+    bool has_nul;          /* some field holds a NUL byte from the input */
 } sm_csv_record;
 
 typedef struct sm_csv_reader sm_csv_reader;

@@ -317,7 +317,7 @@ static int csv_row(importer *im, const imp_file *file, const layout *l, const sm
     memset(&row, 0, sizeof row);
     row.line = line;
     int rc;
-    for (int r = 0; r < R_COUNT; r++) {
+    for (int r = 0; r < R_COUNT && rec->has_nul; r++) {
         if (l->col[r] < 0)
             continue;
         const char *s = rec->fields[l->col[r]];

@@ -171,6 +171,82 @@ START_TEST(records_straddling_chunks_are_whole)
 }
 END_TEST
 
+/* Plain lines take a one-pass fast path; it must give exactly what the
+ * general scanner gives, record by record, on input full of the cases it
+ * hands over (quotes, CR, blank lines, NULs, long lines, many fields, lines
+ * across the 1 MiB chunk boundary). */
+static sm_csv_reader *open_random(const char *text, size_t len, bool general)
+{
+    sm_csv_options options;
+    sm_csv_options_init(&options);
+    options.max_record_bytes = 200;
+    options.general_scanner = general;
+    sm_csv_reader *reader;
+    sm_error err;
+    ck_assert_int_eq(sm_csv_open_memory(text, len, "rand.csv", &options, &reader, &err), SM_OK);
+    return reader;
+}
+
+START_TEST(fast_path_equals_the_general_scanner)
+{
+    static const char alphabet[] = "abcdefgh0123456789 .-,,,,\n\n\r\"";
+    size_t len = (size_t)3 << 20;
+    char *text = malloc(len);
+    ck_assert_ptr_nonnull(text);
+    uint64_t x = sm_test_seed(2026);
+    for (size_t i = 0; i < len; i++) {
+        x = x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        unsigned r = (unsigned)(x >> 33);
+        /* mostly plain lines of 7 fields; now and then a special byte */
+        if (r % 1000 == 0)
+            text[i] = '\0';
+        else if (r % 97 == 0)
+            text[i] = alphabet[(r / 97) % (sizeof alphabet - 1)];
+        else if (r % 11 == 0)
+            text[i] = ',';
+        else if (r % 53 == 0)
+            text[i] = '\n';
+        else
+            text[i] = (char)('a' + r % 26);
+    }
+    sm_csv_reader *fast = open_random(text, len, false), *general = open_random(text, len, true);
+    sm_csv_record a, b;
+    sm_error err;
+    size_t records = 0, with_nul = 0;
+    int ra, rb;
+    while ((ra = sm_csv_next(fast, &a, &err)) == 1) {
+        rb = sm_csv_next(general, &b, &err);
+        ck_assert_int_eq(rb, 1);
+        ck_assert_uint_eq(a.line, b.line);
+        ck_assert_uint_eq(a.offset, b.offset);
+        ck_assert_uint_eq(a.end_offset, b.end_offset);
+        ck_assert_int_eq(a.problem, b.problem);
+        ck_assert_uint_eq(a.problem_column, b.problem_column);
+        ck_assert_uint_eq(a.n_fields, b.n_fields);
+        ck_assert(a.has_nul == b.has_nul);
+        bool nul = false;
+        for (size_t f = 0; f < a.n_fields && a.problem == SM_CSV_OK; f++) {
+            ck_assert_uint_eq(a.lengths[f], b.lengths[f]);
+            ck_assert_int_eq(memcmp(a.fields[f], b.fields[f], a.lengths[f]), 0);
+            ck_assert_int_eq(a.fields[f][a.lengths[f]], '\0');
+            nul = nul || memchr(a.fields[f], '\0', a.lengths[f]) != NULL;
+        }
+        if (a.problem == SM_CSV_OK)
+            ck_assert(a.has_nul == nul);
+        with_nul += a.has_nul;
+        records++;
+    }
+    ck_assert_int_eq(ra, 0);
+    ck_assert_int_eq(sm_csv_next(general, &b, &err), 0);
+    ck_assert_uint_eq(sm_csv_blank_lines(fast), sm_csv_blank_lines(general));
+    ck_assert_uint_ge(records, 50000);
+    ck_assert_uint_gt(with_nul, 100);
+    sm_csv_close(fast);
+    sm_csv_close(general);
+    free(text);
+}
+END_TEST
+
 START_TEST(file_input_and_resume_from_offset)
 {
     char dir[4096], path[4200];
@@ -246,6 +322,7 @@ static Suite *csv_suite(void)
     tcase_add_test(core, trailing_delimiter_is_an_empty_field);
     tcase_add_test(core, other_delimiters);
     tcase_add_test(core, records_straddling_chunks_are_whole);
+    tcase_add_test(core, fast_path_equals_the_general_scanner);
     tcase_add_test(core, file_input_and_resume_from_offset);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
