@@ -1189,11 +1189,20 @@ int imp_add_basket(importer *im, uint64_t line, const imp_text *items, size_t n)
 
 /* --- sorting ------------------------------------------------------------------------------------- */
 
+static bool is_sorted_u64(const uint64_t *key, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (key[i - 1] > key[i])
+            return false;
+    return true;
+}
+
 /* Stable LSD radix sort of (key, idx) by key, 8 bits per pass, skipping
- * passes in which every key has the same digit. */
+ * passes in which every key has the same digit. Logs grouped by customer
+ * in time order arrive sorted: then one pass over them is all. */
 static int radix_sort_idx(uint64_t *key, uint32_t *idx, size_t n)
 {
-    if (n < 2)
+    if (n < 2 || is_sorted_u64(key, n))
         return SM_OK;
     uint64_t *k2 = sm_alloc_array(n, sizeof *k2);
     uint32_t *i2 = sm_alloc_array(n, sizeof *i2);
@@ -1241,7 +1250,7 @@ static int radix_sort_idx(uint64_t *key, uint32_t *idx, size_t n)
 
 static int radix_sort_u64(uint64_t *key, size_t n)
 {
-    if (n < 2)
+    if (n < 2 || is_sorted_u64(key, n))
         return SM_OK;
     uint64_t *k2 = sm_alloc_array(n, sizeof *k2);
     size_t(*count)[256] = sm_calloc(8, sizeof *count);
