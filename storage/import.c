@@ -268,6 +268,13 @@ static int dict_find_or_add(key_dict *d, const char *s, size_t len, uint32_t *lo
     return SM_OK;
 }
 
+static void dict_drop_slots(key_dict *d)
+{
+    sm_free(d->slots);
+    d->slots = NULL;
+    d->mask = 0;
+}
+
 static int dict_set_description(key_dict *d, uint32_t e, const char *s, size_t len)
 {
     if (len > UINT32_MAX)
@@ -2456,6 +2463,11 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
         store_read_end(store, im->read_txn);
         im->read_txn = NULL;
     }
+    /* Every key is interned: the hash slots (16 bytes per basket) go back
+     * now, and the page cache that LMDB's pages will fill can reuse them. */
+    dict_drop_slots(&im->customers);
+    dict_drop_slots(&im->items);
+    dict_drop_slots(&im->baskets);
     if (status == SM_OK && sm_progress_report(&im->opt.progress, "sort", 0, 1))
         status = sm_error_set(im->err, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
     if (status == SM_OK) {
