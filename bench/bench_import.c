@@ -143,8 +143,9 @@ static void one_size(uint64_t customers, const char *label, int reps)
     if (sm_store_open(ic.store, SM_STORE_READ_ONLY, &store, &err) != SM_OK || sm_store_get_info(store, &info, &err) != SM_OK)
         die("info", &err);
     sm_store_close(store);
-    snprintf(note, sizeof note, "store %.0f MiB used, %u map growths, %u spilled runs",
-             (double)info.used_bytes / 1048576.0, ic.result.map_growths, ic.result.spilled_runs);
+    snprintf(note, sizeof note, "store %.0f MiB used, data.mdb %.0f MiB, %u map growths, %u spilled runs",
+             (double)info.used_bytes / 1048576.0, file_mib(data_mdb), ic.result.map_growths,
+             ic.result.spilled_runs);
     bench_record r = {.bench = "import", .case_name = shape, .impl = "segmint import", .stats = imp, .per = "run",
                       .throughput = (double)ic.result.rows_stored / imp.median, .throughput_unit = "rows/s",
                       .peak_rss_kb = ic.rss_kb, .threads = threads, .note = note};
