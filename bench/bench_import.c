@@ -38,7 +38,6 @@ typedef struct import_case {
 static void run_import(void *ctx)
 {
     import_case *c = ctx;
-    bench_remove_tree(c->store);
     sm_error err;
     sm_store *store;
     if (sm_store_open(c->store, SM_STORE_CREATE | SM_STORE_BULK, &store, &err) != SM_OK)
@@ -135,7 +134,17 @@ static void one_size(uint64_t customers, const char *label, int reps)
 
     import_case ic = {.csv = csv};
     snprintf(ic.store, sizeof ic.store, "%s/import_%s.store", dir, label);
-    bench_stats imp = bench_time(run_import, &ic, 0, reps);
+    /* Each import goes into a fresh store; deleting the last one (a
+     * gigabyte of file at 10M rows) is not part of the import's time. */
+    double samples[64];
+    reps = reps < 64 ? reps : 64;
+    for (int r = 0; r < reps; r++) {
+        bench_remove_tree(ic.store);
+        double start = bench_now();
+        run_import(&ic);
+        samples[r] = bench_now() - start;
+    }
+    bench_stats imp = bench_summarise(samples, reps);
     char note[160], data_mdb[4200];
     snprintf(data_mdb, sizeof data_mdb, "%s/data.mdb", ic.store);
     sm_store *store;
