@@ -2268,6 +2268,22 @@ static int parse_all(importer *im, const char *const *paths, size_t n_paths, int
     return rc;
 }
 
+/* The two halves of the sort phase. SM_ERR_NOMEM is their only failure;
+ * the caller records it once both are done. */
+static int sort_records_and_customers(importer *im)
+{
+    int rc = sort_batch(im);
+    return rc == SM_OK ? dict_sort_new(&im->customers) : rc;
+}
+
+static int sort_pairs_and_keys(importer *im)
+{
+    if (sort_pairs(im) == SIZE_MAX)
+        return SM_ERR_NOMEM;
+    int rc = dict_sort_new(&im->baskets);
+    return rc == SM_OK ? dict_sort_new(&im->items) : rc;
+}
+
 static void importer_free(importer *im)
 {
     for (int i = 0; i < N_BATCHES; i++)
@@ -2473,37 +2489,22 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
     if (status == SM_OK) {
         /* The sorts touch different arrays: two threads take them in about
          * equal halves (a million basket keys cost as much as the records). */
-        int tx_status = SM_OK, key_status = SM_OK;
-        size_t pairs = 0;
+        int first = SM_OK, second = SM_OK;
         if (im->threads >= 2) {
-#pragma omp parallel sections num_threads(2) default(none) shared(im, tx_status, key_status, pairs)
+#pragma omp parallel sections num_threads(2) default(none) shared(im, first, second)
             {
 #pragma omp section
-                {
-                    tx_status = sort_batch(im);
-                    if (tx_status == SM_OK)
-                        tx_status = dict_sort_new(&im->customers) == SM_OK ? SM_OK : nomem(im);
-                }
+                first = sort_records_and_customers(im);
 #pragma omp section
-                {
-                    pairs = sort_pairs(im);
-                    key_status = dict_sort_new(&im->baskets);
-                    if (key_status == SM_OK)
-                        key_status = dict_sort_new(&im->items);
-                }
+                second = sort_pairs_and_keys(im);
             }
         } else {
             /* one thread: no OpenMP region at all (see README on fork) */
-            tx_status = sort_batch(im);
-            if (tx_status == SM_OK)
-                tx_status = dict_sort_new(&im->customers) == SM_OK ? SM_OK : nomem(im);
-            pairs = sort_pairs(im);
-            key_status = dict_sort_new(&im->baskets);
-            if (key_status == SM_OK)
-                key_status = dict_sort_new(&im->items);
+            first = sort_records_and_customers(im);
+            second = sort_pairs_and_keys(im);
         }
-        status = tx_status;
-        if (status == SM_OK && (pairs == SIZE_MAX || key_status != SM_OK))
+        status = first != SM_OK ? first : second;
+        if (status != SM_OK)
             status = nomem(im);
         if (status == SM_OK)
             im->total_pairs += im->n_pairs;
