@@ -16,11 +16,14 @@
 #include <stdint.h>
 
 #include "segmint/error.h"
+#include "storage/sha256.h"
 
 typedef struct sm_csv_options {
     char delimiter;          /* field separator, default ','; '\t' for TSV */
     size_t max_record_bytes; /* longer records are flagged SM_CSV_TOO_LONG and skipped; default 1 MiB */
     bool general_scanner;    /* tests: skip the fast path for plain lines (the result is the same) */
+    sm_sha256 *digest;       /* when set, every byte read goes into it: read to the end, it is the
+                                checksum of exactly the bytes parsed (sm_csv_seek then refuses) */
 } sm_csv_options;
 
 /* Fills the defaults above. */

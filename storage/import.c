@@ -2255,12 +2255,18 @@ static int parse_all(importer *im, const char *const *paths, size_t n_paths, int
 {
     int rc = SM_OK;
     for (size_t i = 0; i < n_paths && rc == SM_OK; i++) {
+        sm_sha256 digest;
+        sm_sha256_init(&digest);
         im->current = i;
         im->file.path = paths[i];
         im->file.source = im->sources[i].index;
         im->file.scale_digits = scale_digits_of(im->schema.money_scale);
         im->file.now = now;
+        im->file.digest = &digest;
         rc = imp_parse_file(im, &im->file, im->opt.format);
+        im->file.digest = NULL;
+        im->sources[i].bytes = digest.bytes;
+        sm_sha256_final(&digest, im->sources[i].sha);
         im->bytes_done_before += im->sources[i].bytes;
     }
     if (rc == SM_OK)
@@ -2352,32 +2358,36 @@ static int prepare_sources(importer *im, const char *const *paths, size_t n_path
             return nomem(im);
         if (strlen(s->path) > UINT16_MAX - 1024)
             return sm_error_set_at(im->err, SM_ERR_INVALID_ARG, paths[i], 0, 0, NULL, "path too long");
-        int rc = sm_sha256_file(paths[i], s->sha, &s->bytes, im->err);
-        if (rc != SM_OK)
-            return rc;
-        im->bytes_total += s->bytes;
-        if (sm_progress_report(&im->opt.progress, "checksum", i + 1, n_paths))
-            return sm_error_set(im->err, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
-        if (im->opt.force)
-            continue;
+        im->bytes_total += (uint64_t)st.st_size;
+    }
+    return SM_OK;
+}
+
+/* Refuses a file whose checksum the store holds or another file of this
+ * import has. The checksum is taken while parsing, of exactly the bytes
+ * parsed, so a refusal comes after the parse, and nothing is written. */
+static int refuse_seen_sources(importer *im, const char *const *paths)
+{
+    for (size_t i = 0; i < im->n_sources && !im->opt.force; i++) {
+        const source_state *s = &im->sources[i];
         char hex[65];
         sm_sha256_hex(s->sha, hex);
         for (size_t j = 0; j < i; j++)
             if (memcmp(im->sources[j].sha, s->sha, 32) == 0)
                 return sm_error_set_at(im->err, SM_ERR_EXISTS, paths[i], 0, 0, NULL,
                                        "has the same contents as %s given before it (sha256 %.16s...); use --force "
-                                       "to import both",
+                                       "to import both; the store is unchanged",
                                        im->sources[j].path, hex);
         unsigned char key[sizeof SM_META_SHA_PREFIX - 1 + 32];
         size_t plen = sizeof SM_META_SHA_PREFIX - 1;
         memcpy(key, SM_META_SHA_PREFIX, plen);
         memcpy(key + plen, s->sha, 32);
         MDB_val k = {plen + 32, key}, v;
-        rc = mdb_get(im->read_txn, im->store->dbi[DB_META], &k, &v);
+        int rc = mdb_get(im->read_txn, im->store->dbi[DB_META], &k, &v);
         if (rc == 0)
             return sm_error_set_at(im->err, SM_ERR_EXISTS, paths[i], 0, 0, NULL,
                                    "was already imported into this store (same sha256 %.16s...); use --force to "
-                                   "import it again",
+                                   "import it again; the store is unchanged",
                                    hex);
         if (rc != MDB_NOTFOUND)
             return store_fail(im->store, im->err, rc, "checking earlier imports");
@@ -2475,6 +2485,8 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
                 *err = im->perr;
         }
     }
+    if (status == SM_OK)
+        status = refuse_seen_sources(im, paths);
     if (im->read_txn != NULL) {
         store_read_end(store, im->read_txn);
         im->read_txn = NULL;

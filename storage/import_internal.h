@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "segmint/store.h"
+#include "storage/sha256.h"
 
 typedef struct importer importer;
 
@@ -42,6 +43,7 @@ typedef struct imp_file {
     uint32_t source;          /* index of the file in the store's source list */
     int scale_digits;         /* log10 of the money scale */
     int64_t now;              /* future cut-off */
+    sm_sha256 *digest;        /* the reader feeds it every byte it parses */
 } imp_file;
 
 const sm_import_options *imp_options(const importer *im);

@@ -6,10 +6,7 @@
  */
 #include "storage/sha256.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "kernels/core.h"
 
@@ -193,46 +190,4 @@ void sm_sha256_hex(const unsigned char digest[32], char hex[65])
         hex[2 * i + 1] = digits[digest[i] & 15];
     }
     hex[64] = '\0';
-}
-
-int sm_sha256_file(const char *path, unsigned char digest[32], uint64_t *bytes, sm_error *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int saved = errno;
-        sm_error_set_at(err, SM_ERR_IO, path, 0, 0, NULL, "cannot open: %s", strerror(saved));
-        sm_error_set_cause(err, saved);
-        return SM_ERR_IO;
-    }
-    enum { BUF = 1 << 20 };
-    unsigned char *buf = sm_malloc(BUF);
-    if (buf == NULL) {
-        close(fd);
-        return sm_error_set(err, SM_ERR_NOMEM, "out of memory hashing %s", path);
-    }
-    sm_sha256 h;
-    sm_sha256_init(&h);
-    int status = SM_OK;
-    for (;;) {
-        ssize_t n = read(fd, buf, BUF);
-        if (n > 0) {
-            sm_sha256_update(&h, buf, (size_t)n);
-            continue;
-        }
-        if (n == 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        int saved = errno;
-        status = sm_error_set_at(err, SM_ERR_IO, path, 0, 0, NULL, "read failed: %s", strerror(saved));
-        sm_error_set_cause(err, saved);
-        break;
-    }
-    sm_free(buf);
-    close(fd);
-    if (status == SM_OK) {
-        *bytes = h.bytes;
-        sm_sha256_final(&h, digest);
-    }
-    return status;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SHA-256 (FIPS 180-4) for the duplicate-import check: a portable
+ * SHA-256 (FIPS 180-4) for the duplicate-import check (the CSV reader
+ * feeds it the bytes it parses): a portable
  * implementation and, on x86-64 CPUs with the SHA extensions, the same
  * compression function with SHA-NI instructions (chosen at run time).
  */
@@ -26,9 +27,6 @@ void sm_sha256_init(sm_sha256 *h);
 void sm_sha256_init_portable(sm_sha256 *h);
 void sm_sha256_update(sm_sha256 *h, const void *data, size_t len);
 void sm_sha256_final(sm_sha256 *h, unsigned char digest[32]);
-
-/* Hashes a whole file; *bytes gets its size. SM_ERR_IO names the path. */
-int sm_sha256_file(const char *path, unsigned char digest[32], uint64_t *bytes, sm_error *err);
 
 void sm_sha256_hex(const unsigned char digest[32], char hex[65]);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kernels/core.h"
+#include "storage/sha256.h"
 #include "storetest.h"
 
 #define T0 INT64_C(1609459200) /* 2021-01-01T00:00:00Z */
@@ -615,6 +616,51 @@ START_TEST(appends_reuse_ids_merge_baskets_and_refuse_duplicates)
 }
 END_TEST
 
+/* The checksum is taken by the reader as it parses: it must cover every
+ * byte once, the byte-order mark it skips and all 1 MiB chunks included. */
+START_TEST(stored_checksum_covers_every_byte_of_the_file)
+{
+    char dir[1024], path[1200];
+    sm_store *s = scratch_store(dir, sizeof dir, "sha");
+    size_t cap = 4u << 20, len = 0;
+    char *text = sm_malloc(cap);
+    ck_assert_ptr_nonnull(text);
+    len += (size_t)snprintf(text, cap, "\xEF\xBB\xBF" "customer,time,item,price\n");
+    for (int i = 0; len + 64 < cap - 64; i++)
+        len += (size_t)snprintf(text + len, cap - len, "c%d,2021-01-%02d,i%d,%d.25\n", i % 997, 1 + i % 28, i % 31,
+                                i % 50);
+    fixture(dir, "big.csv", text, path, sizeof path);
+    sm_sha256 h;
+    sm_sha256_init(&h);
+    sm_sha256_update(&h, text, len);
+    unsigned char want[32];
+    sm_sha256_final(&h, want);
+    char want_hex[65];
+    sm_sha256_hex(want, want_hex);
+
+    sm_import_options o;
+    opts(&o, SM_FORMAT_CSV);
+    sm_import_result r;
+    sm_error err;
+    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_OK);
+    ck_assert_uint_eq(r.rejected, 0);
+    sm_store_source *src;
+    size_t n;
+    ck_assert_int_eq(sm_store_sources(s, &src, &n, &err), SM_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(src[0].sha256, want_hex);
+    ck_assert_uint_eq(src[0].bytes, len);
+    sm_store_sources_free(src, n);
+    /* and it is what refuses the file a second time */
+    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_ERR_EXISTS);
+    want_hex[16] = '\0'; /* the message quotes the first 16 hex digits */
+    ck_assert_ptr_nonnull(strstr(err.msg, want_hex));
+    sm_free(text);
+    sm_store_close(s);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(money_scale_of_a_new_store)
 {
     char dir[1024], path[1200];
@@ -1151,6 +1197,7 @@ int main(void)
     tcase_add_test(core, fimi_and_basket_csv_make_baskets_without_customers);
     tcase_add_test(core, appends_reuse_ids_merge_baskets_and_refuse_duplicates);
     tcase_add_test(core, money_scale_of_a_new_store);
+    tcase_add_test(core, stored_checksum_covers_every_byte_of_the_file);
     tcase_add_test(core, bulk_import_equals_plain_and_allocates_its_map);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
