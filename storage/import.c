@@ -2176,6 +2176,48 @@ static int publish_rejects(importer *im, char *path, size_t cap)
     return SM_OK;
 }
 
+/* The write transaction, replayed after MDB_MAP_FULL with a map twice as
+ * large. */
+static int write_with_retries(importer *im, const char *rejects_path)
+{
+    uint64_t cap = im->opt.map_size_max ? im->opt.map_size_max : DEFAULT_MAP_MAX;
+    for (;;) {
+        MDB_txn *txn;
+        int status = store_write_begin(im->store, &txn, im->err);
+        if (status != SM_OK)
+            return status;
+        status = write_everything(im, txn, rejects_path);
+        if (status == SM_OK) {
+            if (sm_progress_report(&im->opt.progress, "commit", 0, 1)) {
+                store_write_abort(im->store, txn);
+                return sm_error_set(im->err, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
+            }
+            int rc = mdb_txn_commit(txn);
+            pthread_rwlock_unlock(&im->store->resize_lock);
+            if (rc == 0)
+                return SM_OK;
+            status = rc == MDB_MAP_FULL ? MAP_FULL_STATUS : store_fail(im->store, im->err, rc, "commit failed");
+        } else {
+            store_write_abort(im->store, txn);
+        }
+        if (status != MAP_FULL_STATUS)
+            return status;
+        /* MDB_MAP_FULL: the transaction is gone; grow outside it and replay. */
+        uint64_t size = store_map_size(im->store);
+        if (size >= cap)
+            return sm_error_set_at(im->err, SM_ERR_STORAGE, source_path(im, im->reached_source), im->reached_line, 0,
+                                   NULL,
+                                   "the store's map reached its cap of %" PRIu64 " bytes while writing %s "
+                                   "(this row was being stored); raise the cap (--map-max) or free space; the "
+                                   "store is unchanged",
+                                   cap, im->stage);
+        status = store_grow_map(im->store, SM_MIN(size * 2, cap), im->err);
+        if (status != SM_OK)
+            return status;
+        im->result->map_growths++;
+    }
+}
+
 static int commit_import(importer *im)
 {
     char rejects_path[PATH_MAX];
@@ -2183,48 +2225,29 @@ static int commit_import(importer *im)
     if (status != SM_OK)
         return status;
     uint64_t cap = im->opt.map_size_max ? im->opt.map_size_max : DEFAULT_MAP_MAX;
-    if (!im->opt.grow_on_demand) {
-        uint64_t want = store_used_bytes(im->store) + estimate_bytes(im);
-        if (want > store_map_size(im->store) && (status = store_grow_map(im->store, SM_MIN(want, cap), im->err)) != SM_OK)
-            goto fail;
-    }
-    for (;;) {
-        MDB_txn *txn;
-        status = store_write_begin(im->store, &txn, im->err);
-        if (status != SM_OK)
-            goto fail;
-        status = write_everything(im, txn, rejects_path);
-        if (status == SM_OK) {
-            if (sm_progress_report(&im->opt.progress, "commit", 0, 1)) {
-                store_write_abort(im->store, txn);
-                status = sm_error_set(im->err, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
-                goto fail;
+    uint64_t from = store_used_bytes(im->store), to = from + estimate_bytes(im);
+    if (!im->opt.grow_on_demand && to > store_map_size(im->store))
+        status = store_grow_map(im->store, SM_MIN(to, cap), im->err);
+    if (status == SM_OK && im->threads >= 2 && im->store->write_map) {
+        /* LMDB writes on this thread alone; the other one reads the pages
+         * it is about to fill into the page cache ahead of it. */
+        atomic_int written = 0;
+#pragma omp parallel num_threads(2) default(none) shared(im, rejects_path, status, written, from, to)
+        {
+            if (omp_get_thread_num() == 0) {
+                status = write_with_retries(im, rejects_path);
+                atomic_store_explicit(&written, 1, memory_order_release);
+            } else {
+                store_warm_file(im->store, from, to, &written);
             }
-            int rc = mdb_txn_commit(txn);
-            pthread_rwlock_unlock(&im->store->resize_lock);
-            if (rc == 0)
-                break;
-            status = rc == MDB_MAP_FULL ? MAP_FULL_STATUS : store_fail(im->store, im->err, rc, "commit failed");
-        } else {
-            store_write_abort(im->store, txn);
         }
-        if (status != MAP_FULL_STATUS)
-            goto fail;
-        /* MDB_MAP_FULL: the transaction is gone; grow outside it and replay. */
-        uint64_t size = store_map_size(im->store);
-        if (size >= cap) {
-            status = sm_error_set_at(im->err, SM_ERR_STORAGE, source_path(im, im->reached_source), im->reached_line, 0,
-                                     NULL,
-                                     "the store's map reached its cap of %" PRIu64 " bytes while writing %s "
-                                     "(this row was being stored); raise the cap (--map-max) or free space; the "
-                                     "store is unchanged",
-                                     cap, im->stage);
-            goto fail;
-        }
-        status = store_grow_map(im->store, SM_MIN(size * 2, cap), im->err);
-        if (status != SM_OK)
-            goto fail;
-        im->result->map_growths++;
+    } else if (status == SM_OK) {
+        status = write_with_retries(im, rejects_path);
+    }
+    if (status != SM_OK) {
+        if (rejects_path[0] != '\0')
+            unlink(rejects_path);
+        return status;
     }
     size_t len = strlen(rejects_path);
     if (len >= sizeof im->result->rejects_path)
@@ -2232,10 +2255,6 @@ static int commit_import(importer *im)
     memcpy(im->result->rejects_path, rejects_path, len);
     im->result->rejects_path[len] = '\0';
     return SM_OK;
-fail:
-    if (rejects_path[0] != '\0')
-        unlink(rejects_path);
-    return status;
 }
 
 /* --- driver ----------------------------------------------------------------------------------------- */

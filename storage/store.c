@@ -308,6 +308,21 @@ uint64_t store_used_bytes(sm_store *store)
     return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 }
 
+void store_warm_file(sm_store *store, uint64_t from, uint64_t to, const atomic_int *stop)
+{
+    enum { CHUNK = 256 << 10 };
+    int fd;
+    if (!store->write_map || mdb_env_get_fd(store->env, &fd) != 0)
+        return;
+    char *buf = sm_malloc(CHUNK);
+    if (buf == NULL)
+        return; /* only a head start lost */
+    for (uint64_t off = from; off < to && !atomic_load_explicit(stop, memory_order_acquire); off += CHUNK)
+        if (pread(fd, buf, CHUNK, (off_t)off) <= 0)
+            break; /* the end of the file, or an error the writer will meet and report */
+    sm_free(buf);
+}
+
 static int set_map(sm_store *store, uint64_t size, bool shrink, sm_error *err)
 {
     uint64_t page = 4096;

@@ -9,6 +9,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -212,6 +213,14 @@ int store_grow_map(sm_store *store, uint64_t size, sm_error *err);
 int store_set_map(sm_store *store, uint64_t size, sm_error *err);
 uint64_t store_map_size(sm_store *store);
 uint64_t store_used_bytes(sm_store *store);
+
+/* For a bulk write on another thread: reads data.mdb's bytes [from, to)
+ * through the page cache, stopping early once *stop is set. A writable map
+ * (SM_STORE_BULK) fills fresh pages of the allocated file, and bringing
+ * each into the page cache (allocating and zeroing it) costs the writer
+ * more than writing it; read ahead, the writer finds them there. Changes
+ * nothing the writer sees; a no-op for other stores. */
+void store_warm_file(sm_store *store, uint64_t from, uint64_t to, const atomic_int *stop);
 
 /* Meta records within a transaction. */
 int store_read_schema(sm_store *store, MDB_txn *txn, store_schema *schema, sm_error *err);
