@@ -423,7 +423,7 @@ typedef struct staged {
 } staged;
 
 typedef struct batch {
-    atomic_int state;
+    _Alignas(64) atomic_int state; /* a line of its own: each side works on another batch */
     size_t current;        /* the source file all its rows come from */
     staged *rows;
     size_t n, cap;
@@ -444,7 +444,11 @@ typedef struct source_state {
     uint32_t index;           /* store-wide source index */
 } source_state;
 
+/* The two sides of the pipeline write their own fields on every row. Each
+ * group starts a cache line of its own (the importer is 64-byte aligned):
+ * sharing one would move the line between the cores row after row. */
 struct importer {
+    /* set up before the pipeline, read-only while it runs */
     sm_store *store;
     sm_import_options opt;
     sm_error *err;
@@ -452,8 +456,32 @@ struct importer {
     store_schema schema;
     store_stats before;
     MDB_txn *read_txn;        /* lookups of existing keys during parsing */
+    source_state *sources;
+    size_t n_sources;
+    uint64_t bytes_total;
+    uint64_t budget;
+    bool pipelined;
+    int threads;              /* 1: no OpenMP region is entered */
 
-    key_dict customers, items, baskets;
+    /* Parsing and consuming (interning, collecting records) run as a
+     * pipeline of batches in input order; see "the pipeline" below. */
+    _Alignas(64) atomic_int stop; /* either side failed: the other gives up */
+    atomic_int parse_done;
+    atomic_uint_fast64_t rows_expected; /* the parsing side's estimate; 0 until known */
+    batch batches[N_BATCHES];
+
+    /* the parsing side */
+    _Alignas(64) uint64_t rows_read, rejected, blank;
+    size_t current;           /* index into sources */
+    uint64_t bytes_done_before;
+    uint64_t fill_index;
+    imp_file file;
+    sm_error perr;            /* the parsing side's error record */
+    int rejects_fd;
+    FILE *rejects;            /* unnamed temporary, linked into the store directory at commit */
+
+    /* the consuming side */
+    _Alignas(64) key_dict customers, items, baskets;
     basket_head *heads;
     size_t n_heads, cap_heads;
     uint32_t next_customer, next_item;
@@ -463,43 +491,24 @@ struct importer {
     size_t n_tx, cap_tx;
     uint64_t *pairs;          /* basket id << 32 | item id */
     size_t n_pairs, cap_pairs;
-    uint64_t budget;
     run_file *tx_runs, *pair_runs;
     size_t n_tx_runs, n_pair_runs;
     uint64_t total_tx, total_pairs;
     uint32_t *tx_perm;        /* sort order of the in-memory batch */
 
     /* totals of this import */
-    uint64_t rows_read, rows_stored, rejected, without_customer, returns, future, blank;
+    uint64_t rows_stored, without_customer, returns, future;
     uint64_t basket_items_added;
     int64_t total_amount, customer_amount;
     bool has_time;
     int64_t first_time, last_time;
 
-    source_state *sources;
-    size_t n_sources;
-    size_t current;           /* parsing side: index into sources */
-    size_t work_current;      /* consuming side: index into sources */
-    uint64_t bytes_done_before, bytes_total;
-    imp_file file;
-
-    /* Parsing and consuming (interning, collecting records) run as a
-     * pipeline of batches in input order; see "the pipeline" below. */
-    sm_error perr;            /* the parsing side's error record */
-    batch batches[N_BATCHES];
-    uint64_t fill_index, take_index;
-    bool pipelined;
-    int threads;              /* 1: no OpenMP region is entered */
-    atomic_int stop;          /* either side failed: the other gives up */
-    atomic_int parse_done;
-    atomic_uint_fast64_t rows_expected; /* the parsing side's estimate; 0 until known */
-    bool reserved;            /* the consuming side sized its arrays from it */
+    size_t work_current;      /* index into sources */
+    uint64_t take_index;
+    bool reserved;            /* the consuming side sized its arrays from rows_expected */
     int consume_status;       /* the consuming side's failure (its error is in err) */
     imp_text *scratch_items;
     size_t scratch_cap;
-
-    int rejects_fd;
-    FILE *rejects;            /* unnamed temporary, linked into the store directory at commit */
 
     /* caches for runs of rows with the same key */
     uint32_t last_customer;   /* local index in the customer dictionary */
@@ -2435,9 +2444,10 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
     if (options->delimiter == '"' || options->delimiter == '\n' || options->delimiter == '\r')
         return sm_error_set_at(err, SM_ERR_INVALID_ARG, "", 0, 0, "delimiter", "cannot be a quote or a line end");
 
-    importer *im = sm_calloc(1, sizeof *im);
+    importer *im = sm_aligned_alloc(1, sizeof *im);
     if (im == NULL)
         return sm_error_set(err, SM_ERR_NOMEM, "out of memory starting the import");
+    memset(im, 0, sizeof *im);
     sm_error local_err;
     im->err = err != NULL ? err : &local_err;
     im->store = store;
