@@ -182,7 +182,18 @@ void *sm_calloc(size_t n, size_t size)
     size_t total;
     if (!sm_mul_size(n, size, &total) || injected_failure())
         return NULL;
-    return advise_huge(calloc(total == 0 ? 1 : n, total == 0 ? 1 : size), total);
+    if (total < HUGE_ADVICE_MIN)
+        return calloc(total == 0 ? 1 : n, total == 0 ? 1 : size);
+    /* Cleared only after the advice, so that the pages fault in as 2 MiB
+     * ones and as writes. glibc would clear a block taken from the heap
+     * (its mmap threshold rises to 32 MiB as large blocks are freed) in
+     * 4 KiB pages first; and a fresh zero block first read (as hash slots
+     * are probed) maps the zero page, whose replacement on the first write
+     * costs a TLB flush on every core the process runs on. */
+    void *p = advise_huge(malloc(total), total);
+    if (p != NULL)
+        memset(p, 0, total);
+    return p;
 }
 
 void *sm_alloc_array(size_t n, size_t size)
