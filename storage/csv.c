@@ -50,7 +50,8 @@ void sm_csv_options_init(sm_csv_options *options)
     options->delimiter = ',';
     options->max_record_bytes = (size_t)1 << 20;
     options->general_scanner = false;
-    options->digest = NULL;
+    options->on_read = NULL;
+    options->on_read_user = NULL;
 }
 
 const char *sm_csv_problem_text(sm_csv_problem problem)
@@ -94,8 +95,11 @@ static int fill(sm_csv_reader *r, sm_error *err)
         size_t left = r->memory_len - r->memory_pos;
         size_t n = left < want ? left : want;
         memcpy(r->buf + r->end, r->memory + r->memory_pos, n);
-        if (r->options.digest != NULL)
-            sm_sha256_update(r->options.digest, r->buf + r->end, n);
+        if (r->options.on_read != NULL && n > 0) {
+            int rc = r->options.on_read(r->options.on_read_user, r->buf + r->end, n);
+            if (rc != SM_OK)
+                return rc;
+        }
         r->memory_pos += n;
         r->end += n;
         r->eof = r->memory_pos == r->memory_len;
@@ -104,8 +108,11 @@ static int fill(sm_csv_reader *r, sm_error *err)
     for (;;) {
         ssize_t n = read(r->fd, r->buf + r->end, want);
         if (n > 0) {
-            if (r->options.digest != NULL)
-                sm_sha256_update(r->options.digest, r->buf + r->end, (size_t)n);
+            if (r->options.on_read != NULL) {
+                int rc = r->options.on_read(r->options.on_read_user, r->buf + r->end, (size_t)n);
+                if (rc != SM_OK)
+                    return rc;
+            }
             r->end += (size_t)n;
             return SM_OK;
         }
@@ -222,9 +229,9 @@ int sm_csv_open_memory(const void *data, size_t len, const char *name, const sm_
 
 int sm_csv_seek(sm_csv_reader *r, uint64_t offset, uint64_t line, sm_error *err)
 {
-    if (r->options.digest != NULL)
+    if (r->options.on_read != NULL)
         return sm_error_set_at(err, SM_ERR_INVALID_STATE, r->name, 0, 0, NULL,
-                               "cannot skip bytes while checksumming the whole file");
+                               "cannot skip bytes while every byte read is being passed on");
     if (offset > r->size && r->size > 0)
         return sm_error_set_at(err, SM_ERR_INVALID_ARG, r->name, 0, 0, NULL,
                                "cannot resume at byte %" PRIu64 ": the file has only %" PRIu64 " bytes",

@@ -16,14 +16,17 @@
 #include <stdint.h>
 
 #include "segmint/error.h"
-#include "storage/sha256.h"
 
 typedef struct sm_csv_options {
     char delimiter;          /* field separator, default ','; '\t' for TSV */
     size_t max_record_bytes; /* longer records are flagged SM_CSV_TOO_LONG and skipped; default 1 MiB */
     bool general_scanner;    /* tests: skip the fast path for plain lines (the result is the same) */
-    sm_sha256 *digest;       /* when set, every byte read goes into it: read to the end, it is the
-                                checksum of exactly the bytes parsed (sm_csv_seek then refuses) */
+    /* When set, called with every block read from the input, in order, before
+     * any record in it is returned: read to the end, the blocks are exactly
+     * the bytes parsed (sm_csv_seek then refuses). A status other than SM_OK
+     * (the hook records its error) fails the read with that status. */
+    int (*on_read)(void *user, const char *bytes, size_t len);
+    void *on_read_user;
 } sm_csv_options;
 
 /* Fills the defaults above. */

@@ -431,12 +431,15 @@ typedef struct batch {
     size_t n_items, cap_items;
     char *arena;
     size_t used, arena_cap;
+    char *raw;             /* the file's bytes read while this batch filled, for the checksum */
+    size_t raw_len, raw_cap;
 } batch;
 
 /* --- the importer ---------------------------------------------------------------------------- */
 
 typedef struct source_state {
     char *path;               /* absolute */
+    sm_sha256 digest;         /* of the bytes read so far (consuming side) */
     unsigned char sha[32];
     uint64_t bytes;
     uint64_t rows;
@@ -954,6 +957,7 @@ static void batch_free(batch *b)
     sm_free(b->rows);
     sm_free(b->items);
     sm_free(b->arena);
+    sm_free(b->raw);
 }
 
 /* Sizes the records and the key dictionaries that grow with the rows for
@@ -1030,6 +1034,10 @@ static int consume_batch(importer *im, batch *b)
         im->have_last_customer = false;
         im->have_last_basket = false;
     }
+    /* The checksum is taken here, not where the bytes are read: the
+     * parsing side is the busier one. Batches come in file order. */
+    if (b->raw_len > 0)
+        sm_sha256_update(&im->sources[b->current].digest, b->raw, b->raw_len);
     int rc = SM_OK;
     for (size_t i = 0; i < b->n && rc == SM_OK; i++) {
         if (i + PREFETCH_ROWS < b->n)
@@ -1054,7 +1062,7 @@ static int consume_batch(importer *im, batch *b)
         }
 #undef TEXT
     }
-    b->n = b->n_items = b->used = 0;
+    b->n = b->n_items = b->used = b->raw_len = 0;
     return rc;
 }
 
@@ -1082,7 +1090,7 @@ static int consume_all(importer *im)
 static int publish(importer *im)
 {
     batch *b = &im->batches[im->fill_index % N_BATCHES];
-    if (b->n == 0)
+    if (b->n == 0 && b->raw_len == 0)
         return SM_OK;
     if (!im->pipelined) {
         int rc = consume_batch(im, b);
@@ -1105,7 +1113,8 @@ static int filling_batch(importer *im, batch **out)
     batch *b = &im->batches[im->fill_index % N_BATCHES];
     if (im->pipelined && !wait_state(&b->state, BATCH_FREE, &im->stop, NULL))
         return SM_ERR_INVALID_STATE;
-    if (b->n > 0 && (b->current != im->current || b->n == BATCH_ROWS || b->used >= BATCH_BYTES)) {
+    bool filled = b->n > 0 || b->raw_len > 0;
+    if (filled && (b->current != im->current || b->n == BATCH_ROWS || b->used >= BATCH_BYTES)) {
         int rc = publish(im);
         if (rc != SM_OK)
             return rc;
@@ -1170,6 +1179,29 @@ int imp_add_row(importer *im, const imp_row *row)
     st->line = row->line;
     st->first_item = st->n_items = 0;
     b->n++;
+    return SM_OK;
+}
+
+int imp_add_bytes(void *user, const char *bytes, size_t len)
+{
+    importer *im = user;
+    batch *b;
+    int rc = filling_batch(im, &b);
+    if (rc != SM_OK)
+        return rc;
+    if (len > b->raw_cap - b->raw_len) {
+        size_t cap = b->raw_cap ? b->raw_cap : 1 << 20;
+        while (cap - b->raw_len < len)
+            if (!sm_mul_size(cap, 2, &cap))
+                return sm_error_set(&im->perr, SM_ERR_OVERFLOW, "a block of %zu bytes is too large", len);
+        char *raw = sm_realloc_array(b->raw, cap, 1);
+        if (raw == NULL)
+            return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging the file's bytes");
+        b->raw = raw;
+        b->raw_cap = cap;
+    }
+    memcpy(b->raw + b->raw_len, bytes, len);
+    b->raw_len += len;
     return SM_OK;
 }
 
@@ -2283,18 +2315,12 @@ static int parse_all(importer *im, const char *const *paths, size_t n_paths, int
 {
     int rc = SM_OK;
     for (size_t i = 0; i < n_paths && rc == SM_OK; i++) {
-        sm_sha256 digest;
-        sm_sha256_init(&digest);
         im->current = i;
         im->file.path = paths[i];
         im->file.source = im->sources[i].index;
         im->file.scale_digits = scale_digits_of(im->schema.money_scale);
         im->file.now = now;
-        im->file.digest = &digest;
         rc = imp_parse_file(im, &im->file, im->opt.format);
-        im->file.digest = NULL;
-        im->sources[i].bytes = digest.bytes;
-        sm_sha256_final(&digest, im->sources[i].sha);
         im->bytes_done_before += im->sources[i].bytes;
     }
     if (rc == SM_OK)
@@ -2386,7 +2412,9 @@ static int prepare_sources(importer *im, const char *const *paths, size_t n_path
             return nomem(im);
         if (strlen(s->path) > UINT16_MAX - 1024)
             return sm_error_set_at(im->err, SM_ERR_INVALID_ARG, paths[i], 0, 0, NULL, "path too long");
-        im->bytes_total += (uint64_t)st.st_size;
+        s->bytes = (uint64_t)st.st_size; /* until the checksum counts the bytes read */
+        sm_sha256_init(&s->digest);
+        im->bytes_total += s->bytes;
     }
     return SM_OK;
 }
@@ -2513,6 +2541,10 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
             if (err != NULL)
                 *err = im->perr;
         }
+    }
+    for (size_t i = 0; i < im->n_sources && status == SM_OK; i++) {
+        im->sources[i].bytes = im->sources[i].digest.bytes;
+        sm_sha256_final(&im->sources[i].digest, im->sources[i].sha);
     }
     if (status == SM_OK)
         status = refuse_seen_sources(im, paths);

@@ -433,7 +433,8 @@ static int open_reader(importer *im, const imp_file *file, char delimiter, sm_cs
     sm_csv_options options;
     sm_csv_options_init(&options);
     options.delimiter = delimiter;
-    options.digest = file->digest;
+    options.on_read = imp_add_bytes;
+    options.on_read_user = im;
     return sm_csv_open(file->path, &options, reader, imp_error(im));
 }
 

@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "segmint/store.h"
-#include "storage/sha256.h"
 
 typedef struct importer importer;
 
@@ -43,10 +42,13 @@ typedef struct imp_file {
     uint32_t source;          /* index of the file in the store's source list */
     int scale_digits;         /* log10 of the money scale */
     int64_t now;              /* future cut-off */
-    sm_sha256 *digest;        /* the reader feeds it every byte it parses */
 } imp_file;
 
 const sm_import_options *imp_options(const importer *im);
+
+/* The reader's on_read hook (user = the importer): every block of the file
+ * goes to the checksum, taken on the consuming side in the same order. */
+int imp_add_bytes(void *importer, const char *bytes, size_t len);
 
 /* Adds a row. Returns SM_OK, or a status that must stop the import. */
 int imp_add_row(importer *im, const imp_row *row);

@@ -616,46 +616,68 @@ START_TEST(appends_reuse_ids_merge_baskets_and_refuse_duplicates)
 }
 END_TEST
 
-/* The checksum is taken by the reader as it parses: it must cover every
- * byte once, the byte-order mark it skips and all 1 MiB chunks included. */
-START_TEST(stored_checksum_covers_every_byte_of_the_file)
+/* Writes a CSV of `rows` rows and `blank_tail` bytes of blank lines after
+ * them (with a UTF-8 byte-order mark when asked) to dir/name and its
+ * SHA-256 in hex to `hex`; returns its length. */
+static size_t checksummed_fixture(const char *dir, const char *name, int rows, size_t blank_tail, bool bom, char *path,
+                                  size_t path_cap, char hex[65])
 {
-    char dir[1024], path[1200];
-    sm_store *s = scratch_store(dir, sizeof dir, "sha");
-    size_t cap = 4u << 20, len = 0;
+    size_t cap = (size_t)rows * 40 + blank_tail + 64;
     char *text = sm_malloc(cap);
     ck_assert_ptr_nonnull(text);
-    len += (size_t)snprintf(text, cap, "\xEF\xBB\xBF" "customer,time,item,price\n");
-    for (int i = 0; len + 64 < cap - 64; i++)
-        len += (size_t)snprintf(text + len, cap - len, "c%d,2021-01-%02d,i%d,%d.25\n", i % 997, 1 + i % 28, i % 31,
-                                i % 50);
-    fixture(dir, "big.csv", text, path, sizeof path);
+    size_t len = (size_t)snprintf(text, cap, "%scustomer,time,item,price\n", bom ? "\xEF\xBB\xBF" : "");
+    for (int i = 0; i < rows; i++)
+        len += (size_t)snprintf(text + len, cap - len, "c%d,2021-01-%02d,i%d,%d.25\n", (i + (int)blank_tail) % 997,
+                                1 + i % 28, i % 31, i % 50);
+    memset(text + len, '\n', blank_tail);
+    len += blank_tail;
+    text[len] = '\0';
+    fixture(dir, name, text, path, path_cap);
     sm_sha256 h;
     sm_sha256_init(&h);
     sm_sha256_update(&h, text, len);
-    unsigned char want[32];
-    sm_sha256_final(&h, want);
-    char want_hex[65];
-    sm_sha256_hex(want, want_hex);
+    unsigned char digest[32];
+    sm_sha256_final(&h, digest);
+    sm_sha256_hex(digest, hex);
+    sm_free(text);
+    return len;
+}
+
+/* The checksum is taken from the blocks the reader reads, on the consuming
+ * side: it must cover every byte once, the byte-order mark the reader skips,
+ * every 1 MiB block and trailing blank lines included, each file on its
+ * own, with one thread or two (_i: 1 + _i threads). */
+START_TEST(stored_checksum_covers_every_byte_of_the_file)
+{
+    char dir[1024], a[1200], b[1200], a_hex[65], b_hex[65];
+    sm_store *s = scratch_store(dir, sizeof dir, "sha");
+    /* a.csv: whole batches of rows (8192 each), then more than a read block
+     * of blank lines, read after its last batch is full: they go to a batch
+     * of their own that holds no row and must still reach a.csv's checksum */
+    size_t a_len = checksummed_fixture(dir, "a.csv", 16 * 8192, (3u << 20) / 2, true, a, sizeof a, a_hex);
+    size_t b_len = checksummed_fixture(dir, "b.csv", 50000, 0, false, b, sizeof b, b_hex);
 
     sm_import_options o;
     opts(&o, SM_FORMAT_CSV);
+    o.n_threads = 1 + _i;
     sm_import_result r;
     sm_error err;
-    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_OK);
+    const char *both[] = {a, b};
+    ck_assert_int_eq(sm_store_import(s, both, 2, &o, &r, &err), SM_OK);
     ck_assert_uint_eq(r.rejected, 0);
     sm_store_source *src;
     size_t n;
     ck_assert_int_eq(sm_store_sources(s, &src, &n, &err), SM_OK);
-    ck_assert_uint_eq(n, 1);
-    ck_assert_str_eq(src[0].sha256, want_hex);
-    ck_assert_uint_eq(src[0].bytes, len);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(src[0].sha256, a_hex);
+    ck_assert_uint_eq(src[0].bytes, a_len);
+    ck_assert_str_eq(src[1].sha256, b_hex);
+    ck_assert_uint_eq(src[1].bytes, b_len);
     sm_store_sources_free(src, n);
-    /* and it is what refuses the file a second time */
-    ck_assert_int_eq(import_one(s, path, &o, &r, NULL, &err), SM_ERR_EXISTS);
-    want_hex[16] = '\0'; /* the message quotes the first 16 hex digits */
-    ck_assert_ptr_nonnull(strstr(err.msg, want_hex));
-    sm_free(text);
+    /* and it is what refuses a file the second time */
+    ck_assert_int_eq(import_one(s, b, &o, &r, NULL, &err), SM_ERR_EXISTS);
+    b_hex[16] = '\0'; /* the message quotes the first 16 hex digits */
+    ck_assert_ptr_nonnull(strstr(err.msg, b_hex));
     sm_store_close(s);
     sm_test_rmtree(dir);
 }
@@ -1197,7 +1219,7 @@ int main(void)
     tcase_add_test(core, fimi_and_basket_csv_make_baskets_without_customers);
     tcase_add_test(core, appends_reuse_ids_merge_baskets_and_refuse_duplicates);
     tcase_add_test(core, money_scale_of_a_new_store);
-    tcase_add_test(core, stored_checksum_covers_every_byte_of_the_file);
+    tcase_add_loop_test(core, stored_checksum_covers_every_byte_of_the_file, 0, 2);
     tcase_add_test(core, bulk_import_equals_plain_and_allocates_its_map);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
