@@ -472,6 +472,9 @@ struct importer {
     atomic_int parse_done;
     atomic_uint_fast64_t rows_expected; /* the parsing side's estimate; 0 until known */
     batch batches[N_BATCHES];
+    /* sorting beside the writer: how far it got, or that it ran out of memory */
+    _Alignas(64) atomic_int sorted;
+    atomic_int sort_failed;
 
     /* the parsing side */
     _Alignas(64) uint64_t rows_read, rejected, blank;
@@ -929,8 +932,21 @@ static int consume_basket(importer *im, const imp_text *items, size_t n)
  * soon as it is full. Either way the same rows reach consume_row in the same
  * order, so ids and results do not depend on the thread count. */
 
-/* Waits until *state == want, or until `stop` is set; false when stopped.
- * Spins briefly, then yields, then sleeps: the machine may be busy. */
+/* One round of waiting for the other thread: spins briefly, then yields,
+ * then sleeps, as the machine may be busy. */
+static void back_off(unsigned spin)
+{
+    if (spin < 256)
+        return;
+    if (spin < 2048) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits until *state == want, or until `stop` is set; false when stopped. */
 static bool wait_state(atomic_int *state, int want, atomic_int *stop, atomic_int *also_done)
 {
     for (unsigned spin = 0;; spin++) {
@@ -941,14 +957,7 @@ static bool wait_state(atomic_int *state, int want, atomic_int *stop, atomic_int
         if (also_done != NULL && atomic_load_explicit(also_done, memory_order_acquire) &&
             atomic_load_explicit(state, memory_order_acquire) != want)
             return false;
-        if (spin < 256)
-            continue;
-        if (spin < 2048) {
-            sched_yield();
-            continue;
-        }
-        struct timespec ts = {0, 50000};
-        nanosleep(&ts, NULL);
+        back_off(spin);
     }
 }
 
@@ -1350,13 +1359,15 @@ static int tx_idx_cmp(const void *pa, const void *pb, void *ctx)
 }
 
 /* Sorts the in-memory batch into im->tx_perm by (customer, time, line). */
+/* Sorts the in-memory records into tx_perm. SM_ERR_NOMEM is its only
+ * failure, which the caller records (it may run beside the writer). */
 static int sort_batch(importer *im)
 {
     size_t n = im->n_tx;
     sm_free(im->tx_perm);
     im->tx_perm = sm_alloc_array(n ? n : 1, sizeof *im->tx_perm);
     if (im->tx_perm == NULL)
-        return nomem(im);
+        return SM_ERR_NOMEM;
     for (size_t i = 0; i < n; i++)
         im->tx_perm[i] = (uint32_t)i;
     if (n < 2)
@@ -1372,13 +1383,13 @@ static int sort_batch(importer *im)
          * is the full (customer, time, line) order. */
         uint64_t *key = sm_alloc_array(n, sizeof *key);
         if (key == NULL)
-            return nomem(im);
+            return SM_ERR_NOMEM;
         for (size_t i = 0; i < n; i++)
             key[i] = ((uint64_t)im->tx[i].customer << 32) | ((uint64_t)im->tx[i].time - (uint64_t)tmin);
         int rc = radix_sort_idx(key, im->tx_perm, n);
         sm_free(key);
         if (rc != SM_OK)
-            return nomem(im);
+            return SM_ERR_NOMEM;
     } else {
         qsort_r(im->tx_perm, n, sizeof *im->tx_perm, tx_idx_cmp, im->tx);
     }
@@ -1414,9 +1425,7 @@ static int spill(importer *im)
 {
     const char *dir = im->opt.temp_dir ? im->opt.temp_dir : im->store->path;
     int rc = sort_batch(im);
-    if (rc != SM_OK)
-        return rc;
-    if (sort_pairs(im) == SIZE_MAX)
+    if (rc != SM_OK || sort_pairs(im) == SIZE_MAX)
         return nomem(im);
     int fd;
     if (im->n_tx > 0) {
@@ -2116,6 +2125,47 @@ static int check_unchanged(importer *im, MDB_txn *txn)
     return SM_OK;
 }
 
+/* --- sorting while writing ----------------------------------------------------------------------
+ * The writer takes the databases one after the other: customer and item
+ * keys (sorted by the writer itself: they are few), basket keys,
+ * transactions, baskets. With two threads the other one sorts what the
+ * writer needs next, in that order, while it writes; then it reads ahead of
+ * the writer (store_warm_file). */
+enum { SORTED_NOTHING, SORTED_BASKET_KEYS, SORTED_TX, SORTED_PAIRS };
+
+static int sort_for_writing(importer *im)
+{
+    int rc = dict_sort_new(&im->baskets);
+    if (rc == SM_OK) {
+        atomic_store_explicit(&im->sorted, SORTED_BASKET_KEYS, memory_order_release);
+        rc = sort_batch(im);
+    }
+    if (rc == SM_OK) {
+        atomic_store_explicit(&im->sorted, SORTED_TX, memory_order_release);
+        if (sort_pairs(im) == SIZE_MAX)
+            rc = SM_ERR_NOMEM;
+    }
+    if (rc == SM_OK) {
+        im->total_pairs += im->n_pairs;
+        atomic_store_explicit(&im->sorted, SORTED_PAIRS, memory_order_release);
+    } else {
+        atomic_store_explicit(&im->sort_failed, 1, memory_order_release);
+    }
+    return rc;
+}
+
+/* The writer's wait for what it writes next. */
+static int await_sorted(importer *im, int stage)
+{
+    for (unsigned spin = 0;; spin++) {
+        if (atomic_load_explicit(&im->sorted, memory_order_acquire) >= stage)
+            return SM_OK;
+        if (atomic_load_explicit(&im->sort_failed, memory_order_acquire))
+            return nomem(im);
+        back_off(spin);
+    }
+}
+
 static int write_everything(importer *im, MDB_txn *txn, const char *rejects_path)
 {
     int status = check_unchanged(im, txn);
@@ -2127,15 +2177,15 @@ static int write_everything(importer *im, MDB_txn *txn, const char *rejects_path
         im->stage = "item keys";
         status = write_keys(im, txn, &im->items, DB_ITEMS, DB_ITEM_KEYS, false);
     }
-    if (status == SM_OK) {
+    if (status == SM_OK && (status = await_sorted(im, SORTED_BASKET_KEYS)) == SM_OK) {
         im->stage = "basket keys";
         status = write_keys(im, txn, &im->baskets, DB_BASKET_KEYS, -1, true);
     }
-    if (status == SM_OK) {
+    if (status == SM_OK && (status = await_sorted(im, SORTED_TX)) == SM_OK) {
         im->stage = "transactions";
         status = write_tx(im, txn);
     }
-    if (status == SM_OK) {
+    if (status == SM_OK && (status = await_sorted(im, SORTED_PAIRS)) == SM_OK) {
         im->stage = "baskets";
         status = write_baskets(im, txn);
     }
@@ -2155,7 +2205,8 @@ static int write_everything(importer *im, MDB_txn *txn, const char *rejects_path
  * The map is sized from this, and with SM_STORE_BULK so is the file. */
 static uint64_t estimate_bytes(const importer *im)
 {
-    uint64_t est = im->total_tx * 58 + (uint64_t)im->n_heads * 44 + im->total_pairs * 4 +
+    uint64_t pairs = im->total_pairs + im->n_pairs; /* taken before the sort drops repeats */
+    uint64_t est = im->total_tx * 58 + (uint64_t)im->n_heads * 44 + pairs * 4 +
                    ((uint64_t)im->customers.n + im->items.n) * 28 + (uint64_t)im->baskets.n * 14 +
                    (im->customers.text_len + im->items.text_len) * 2 + im->baskets.text_len;
     if (im->before.v[ST_ROWS] > 0 || im->before.v[ST_BASKETS] > 0)
@@ -2269,21 +2320,30 @@ static int commit_import(importer *im)
     uint64_t from = store_used_bytes(im->store), to = from + estimate_bytes(im);
     if (!im->opt.grow_on_demand && to > store_map_size(im->store))
         status = store_grow_map(im->store, SM_MIN(to, cap), im->err);
-    if (status == SM_OK && im->threads >= 2 && im->store->write_map) {
-        /* LMDB writes on this thread alone; the other one reads the pages
-         * it is about to fill into the page cache ahead of it. */
+    if (status == SM_OK && (dict_sort_new(&im->customers) != SM_OK || dict_sort_new(&im->items) != SM_OK))
+        status = nomem(im);
+    if (status == SM_OK && im->threads >= 2) {
+        /* LMDB writes on this thread alone; the other one sorts what it
+         * needs next, then reads the pages it is about to fill into the
+         * page cache ahead of it. */
         atomic_int written = 0;
 #pragma omp parallel num_threads(2) default(none) shared(im, rejects_path, status, written, from, to)
         {
-            if (omp_get_thread_num() == 0) {
+            if (omp_get_num_threads() < 2) {
+                if (sort_for_writing(im) == SM_OK)
+                    status = write_with_retries(im, rejects_path);
+                else
+                    status = nomem(im);
+            } else if (omp_get_thread_num() == 0) {
                 status = write_with_retries(im, rejects_path);
                 atomic_store_explicit(&written, 1, memory_order_release);
-            } else {
+            } else if (sort_for_writing(im) == SM_OK) {
                 store_warm_file(im->store, from, to, &written);
             }
         }
     } else if (status == SM_OK) {
-        status = write_with_retries(im, rejects_path);
+        /* one thread: no OpenMP region at all (see README on fork) */
+        status = sort_for_writing(im) == SM_OK ? write_with_retries(im, rejects_path) : nomem(im);
     }
     if (status != SM_OK) {
         if (rejects_path[0] != '\0')
@@ -2326,22 +2386,6 @@ static int parse_all(importer *im, const char *const *paths, size_t n_paths, int
     if (rc == SM_OK)
         rc = publish(im);
     return rc;
-}
-
-/* The two halves of the sort phase. SM_ERR_NOMEM is their only failure;
- * the caller records it once both are done. */
-static int sort_records_and_customers(importer *im)
-{
-    int rc = sort_batch(im);
-    return rc == SM_OK ? dict_sort_new(&im->customers) : rc;
-}
-
-static int sort_pairs_and_keys(importer *im)
-{
-    if (sort_pairs(im) == SIZE_MAX)
-        return SM_ERR_NOMEM;
-    int rc = dict_sort_new(&im->baskets);
-    return rc == SM_OK ? dict_sort_new(&im->items) : rc;
 }
 
 static void importer_free(importer *im)
@@ -2559,29 +2603,6 @@ int sm_store_import(sm_store *store, const char *const *paths, size_t n_paths, c
     dict_drop_slots(&im->baskets);
     if (status == SM_OK && sm_progress_report(&im->opt.progress, "sort", 0, 1))
         status = sm_error_set(im->err, SM_ERR_CANCELLED, "import cancelled; the store is unchanged");
-    if (status == SM_OK) {
-        /* The sorts touch different arrays: two threads take them in about
-         * equal halves (a million basket keys cost as much as the records). */
-        int first = SM_OK, second = SM_OK;
-        if (im->threads >= 2) {
-#pragma omp parallel sections num_threads(2) default(none) shared(im, first, second)
-            {
-#pragma omp section
-                first = sort_records_and_customers(im);
-#pragma omp section
-                second = sort_pairs_and_keys(im);
-            }
-        } else {
-            /* one thread: no OpenMP region at all (see README on fork) */
-            first = sort_records_and_customers(im);
-            second = sort_pairs_and_keys(im);
-        }
-        status = first != SM_OK ? first : second;
-        if (status != SM_OK)
-            status = nomem(im);
-        if (status == SM_OK)
-            im->total_pairs += im->n_pairs;
-    }
     result->rows_read = im->rows_read;
     result->rejected = im->rejected;
     if (status == SM_OK)
