@@ -142,24 +142,30 @@ static void dict_free(key_dict *d)
     memset(d, 0, sizeof *d);
 }
 
-static int dict_reserve_text(key_dict *d, size_t more)
+/* Room for `more` bytes after the `len` in use of a byte buffer, doubling
+ * its capacity (from `first` bytes). SM_ERR_OVERFLOW or SM_ERR_NOMEM. */
+static int reserve_bytes(char **buf, size_t *cap, size_t len, size_t more, size_t first)
 {
     size_t need;
-    if (!sm_add_size(d->text_len, more, &need))
+    if (!sm_add_size(len, more, &need))
         return SM_ERR_OVERFLOW;
-    if (need <= d->text_cap)
+    if (need <= *cap)
         return SM_OK;
-    size_t cap = d->text_cap ? d->text_cap : 1 << 16;
-    while (cap < need) {
-        if (!sm_mul_size(cap, 2, &cap))
+    size_t grown = *cap ? *cap : first;
+    while (grown < need)
+        if (!sm_mul_size(grown, 2, &grown))
             return SM_ERR_OVERFLOW;
-    }
-    char *t = sm_realloc_array(d->text, cap, 1);
-    if (t == NULL)
+    char *p = sm_realloc_array(*buf, grown, 1);
+    if (p == NULL)
         return SM_ERR_NOMEM;
-    d->text = t;
-    d->text_cap = cap;
+    *buf = p;
+    *cap = grown;
     return SM_OK;
+}
+
+static int dict_reserve_text(key_dict *d, size_t more)
+{
+    return reserve_bytes(&d->text, &d->text_cap, d->text_len, more, 1 << 16);
 }
 
 #define DICT_CAP_MAX (UINT32_C(1) << 30) /* twice as many slots still count in 32 bits */
@@ -1151,16 +1157,8 @@ static int stage_text(importer *im, batch *b, const imp_text *t, staged_text *ou
     }
     if (t->len > UINT32_MAX / 4 || b->used + t->len >= TEXT_ABSENT)
         return sm_error_set(&im->perr, SM_ERR_OVERFLOW, "a field of %zu bytes is too long", t->len);
-    if (b->used + t->len > b->arena_cap) {
-        size_t cap = b->arena_cap ? b->arena_cap : 1 << 16;
-        while (cap < b->used + t->len)
-            cap *= 2;
-        char *arena = sm_realloc_array(b->arena, cap, 1);
-        if (arena == NULL)
-            return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging rows");
-        b->arena = arena;
-        b->arena_cap = cap;
-    }
+    if (reserve_bytes(&b->arena, &b->arena_cap, b->used, t->len, 1 << 16) != SM_OK)
+        return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging rows");
     memcpy(b->arena + b->used, t->s, t->len);
     out->off = (uint32_t)b->used;
     out->len = (uint32_t)t->len;
@@ -1198,17 +1196,8 @@ int imp_add_bytes(void *user, const char *bytes, size_t len)
     int rc = filling_batch(im, &b);
     if (rc != SM_OK)
         return rc;
-    if (len > b->raw_cap - b->raw_len) {
-        size_t cap = b->raw_cap ? b->raw_cap : 1 << 20;
-        while (cap - b->raw_len < len)
-            if (!sm_mul_size(cap, 2, &cap))
-                return sm_error_set(&im->perr, SM_ERR_OVERFLOW, "a block of %zu bytes is too large", len);
-        char *raw = sm_realloc_array(b->raw, cap, 1);
-        if (raw == NULL)
-            return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging the file's bytes");
-        b->raw = raw;
-        b->raw_cap = cap;
-    }
+    if (reserve_bytes(&b->raw, &b->raw_cap, b->raw_len, len, 1 << 20) != SM_OK)
+        return sm_error_set(&im->perr, SM_ERR_NOMEM, "out of memory staging the file's bytes");
     memcpy(b->raw + b->raw_len, bytes, len);
     b->raw_len += len;
     return SM_OK;
@@ -1358,9 +1347,9 @@ static int tx_idx_cmp(const void *pa, const void *pb, void *ctx)
     return tx_cmp(&t[*(const uint32_t *)pa], &t[*(const uint32_t *)pb]);
 }
 
-/* Sorts the in-memory batch into im->tx_perm by (customer, time, line). */
-/* Sorts the in-memory records into tx_perm. SM_ERR_NOMEM is its only
- * failure, which the caller records (it may run beside the writer). */
+/* Sorts the in-memory records into im->tx_perm by (customer, time, line).
+ * SM_ERR_NOMEM is its only failure, which the caller records (it may run
+ * beside the writer). */
 static int sort_batch(importer *im)
 {
     size_t n = im->n_tx;
@@ -2310,6 +2299,12 @@ static int write_with_retries(importer *im, const char *rejects_path)
     }
 }
 
+/* With one thread: everything sorted first, then written. */
+static int sort_then_write(importer *im, const char *rejects_path)
+{
+    return sort_for_writing(im) == SM_OK ? write_with_retries(im, rejects_path) : nomem(im);
+}
+
 static int commit_import(importer *im)
 {
     char rejects_path[PATH_MAX];
@@ -2330,10 +2325,7 @@ static int commit_import(importer *im)
 #pragma omp parallel num_threads(2) default(none) shared(im, rejects_path, status, written, from, to)
         {
             if (omp_get_num_threads() < 2) {
-                if (sort_for_writing(im) == SM_OK)
-                    status = write_with_retries(im, rejects_path);
-                else
-                    status = nomem(im);
+                status = sort_then_write(im, rejects_path);
             } else if (omp_get_thread_num() == 0) {
                 status = write_with_retries(im, rejects_path);
                 atomic_store_explicit(&written, 1, memory_order_release);
@@ -2343,7 +2335,7 @@ static int commit_import(importer *im)
         }
     } else if (status == SM_OK) {
         /* one thread: no OpenMP region at all (see README on fork) */
-        status = sort_for_writing(im) == SM_OK ? write_with_retries(im, rejects_path) : nomem(im);
+        status = sort_then_write(im, rejects_path);
     }
     if (status != SM_OK) {
         if (rejects_path[0] != '\0')
